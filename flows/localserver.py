@@ -1,0 +1,146 @@
+"""A Prefect server in a subprocess on loopback: for the local stack and the tests.
+
+A real ``prefect server start`` runs every service (triggers, actions,
+proactive evaluation), which the in-process test harness does not, so what
+works here works against a self-hosted server.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path.resolve()}"
+
+
+class ServerFailedToStart(RuntimeError):
+    """The server exited or did not answer in time; the message holds its log tail."""
+
+
+class LocalServer:
+    """Start, wait for and stop one Prefect server bound to 127.0.0.1."""
+
+    def __init__(
+        self,
+        home: Path,
+        database_url: str,
+        *,
+        port: int | None = None,
+        ui: bool = False,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.home = home
+        self.database_url = database_url
+        self.port = port or free_port()
+        self.ui = ui
+        self.extra_env = extra_env or {}
+        self.log_path = home / "server.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+        env.update(
+            {
+                "PREFECT_HOME": str(self.home),
+                "PREFECT_SERVER_DATABASE_CONNECTION_URL": self.database_url,
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "PREFECT_SERVER_UI_ENABLED": "true" if self.ui else "false",
+                "PREFECT_UI_ENABLED": "true" if self.ui else "false",
+                "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
+                "PREFECT_API_URL": self.api_url,
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start(self) -> LocalServer:
+        self.home.mkdir(parents=True, exist_ok=True)
+        prefect = shutil.which("prefect", path=str(Path(sys.executable).parent)) or "prefect"
+        log = self.log_path.open("ab")
+        self._process = subprocess.Popen(
+            [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=self.environment(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        return self
+
+    def wait(self, timeout: float = 90.0) -> LocalServer:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise ServerFailedToStart(
+                    f"prefect server exited with {self._process.returncode}:\n{self.log_tail()}"
+                )
+            try:
+                if httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise ServerFailedToStart(f"prefect server did not answer in {timeout}s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self, timeout: float = 20.0) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        # The server runs its services in child processes; signal the whole group.
+        self._signal(process, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._signal(process, signal.SIGKILL)
+            process.wait(timeout)
+
+    @staticmethod
+    def _signal(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def __enter__(self) -> LocalServer:
+        return self.start().wait()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

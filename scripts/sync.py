@@ -1,0 +1,114 @@
+"""Create or update the automations declared in automations/ on a Prefect server.
+
+    python scripts/sync.py              plan, then apply
+    python scripts/sync.py --dry-run    plan only
+    python scripts/sync.py --check      plan only; exit 2 when the server differs
+
+Exit codes: 0 done (or in sync), 1 invalid declarations (nothing written),
+2 --check found drift, 3 a declared name clashes with an automation sync does
+not own (nothing written), 4 the server failed or could not be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from triggers import Mode, SpecError, SyncError, sync
+from triggers.report import (
+    outcome_json,
+    print_outcome,
+    print_plan,
+    print_problems,
+    print_sync_error,
+    problems_json,
+)
+from triggers.schema import spec_schema_text
+
+EXIT_OK, EXIT_INVALID, EXIT_DRIFT, EXIT_CONFLICT, EXIT_SERVER = 0, 1, 2, 3, 4
+DEFAULT_PATH = Path(__file__).resolve().parent.parent / "automations"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="sync.py",
+        description="Sync declarative Prefect automations (YAML) to a Prefect server "
+        "($PREFECT_API_URL). Only automations tagged managed-by:prefect-janitor are touched.",
+        epilog="exit codes: 0 ok, 1 invalid YAML, 2 drift (--check), 3 name conflict, "
+        "4 server error",
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
+    mode.add_argument(
+        "--check", action="store_true", help="print the plan; exit 2 if the server differs"
+    )
+    mode.add_argument("--schema", action="store_true", help="print the spec's JSON Schema")
+    parser.add_argument("--prune", action="store_true", help="delete owned automations no longer declared")
+    parser.add_argument("--json", action="store_true", help="machine-readable plan and result")
+    parser.add_argument(
+        "--only", action="append", metavar="NAME", help="sync only this automation (repeatable)"
+    )
+    parser.add_argument(
+        "--path", type=Path, default=DEFAULT_PATH, help="folder of YAML specs (default: automations/)"
+    )
+    parser.add_argument("--api-url", help="Prefect API URL (default: $PREFECT_API_URL)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    console = Console(stderr=args.json, highlight=False)
+    if args.schema:
+        sys.stdout.write(spec_schema_text())
+        return EXIT_OK
+    mode = Mode.CHECK if args.check else Mode.DRY_RUN if args.dry_run else Mode.APPLY
+    progress = None if args.json else (lambda message: console.log(message))
+    try:
+        outcome = asyncio.run(
+            sync(
+                args.path,
+                api_url=args.api_url,
+                mode=mode,
+                prune=args.prune,
+                only=set(args.only) if args.only else None,
+                progress=progress,
+            )
+        )
+    except SpecError as exc:
+        if args.json:
+            print(json.dumps(problems_json(exc.problems), indent=2))
+        print_problems(console, exc.problems)
+        return EXIT_INVALID
+    except SyncError as exc:
+        if args.json:
+            print(json.dumps({"error": exc.cause, "fix": exc.fix}, indent=2))
+        print_sync_error(console, exc)
+        return EXIT_SERVER
+    target = args.api_url or _api_url()
+    if args.json:
+        print(json.dumps(outcome_json(outcome, target), indent=2, default=str))
+    else:
+        print_plan(console, outcome.plan, target)
+        print_outcome(console, outcome)
+    if outcome.plan.conflicts:
+        return EXIT_CONFLICT
+    if outcome.error is not None:
+        return EXIT_SERVER
+    if mode == Mode.CHECK and not outcome.plan.in_sync:
+        return EXIT_DRIFT
+    return EXIT_OK
+
+
+def _api_url() -> str:
+    from prefect.settings import PREFECT_API_URL
+
+    return str(PREFECT_API_URL.value())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

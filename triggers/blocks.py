@@ -1,0 +1,114 @@
+"""Blocks declared with ``kind: block``: validated locally, compared and saved by sync.
+
+Validation uses the block's own Prefect class, so a wrong field is a load
+error with its line rather than a failed webhook call later. Secret fields
+are known from the class's ``secret_fields`` and never leave this module in
+clear text: plans show them as changed or unchanged, never their values.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from prefect.blocks.core import Block
+from pydantic import ValidationError
+
+from triggers.automation import BlockSpec
+from triggers.problems import did_you_mean
+
+MASK = "********"
+
+
+@cache
+def _registry() -> dict[str, type[Block]]:
+    # Importing registers the core block types; collections (prefect-slack, ...)
+    # register themselves through Prefect's plugin loader.
+    import prefect.blocks.notifications
+    import prefect.blocks.system
+    import prefect.blocks.webhook  # noqa: F401
+    from prefect.plugins import load_prefect_collections
+    from prefect.utilities.dispatch import get_registry_for_type
+
+    try:
+        load_prefect_collections()
+    except Exception:  # a broken optional collection must not stop a sync
+        pass
+    return dict(get_registry_for_type(Block) or {})
+
+
+def block_class(slug: str) -> type[Block] | None:
+    return _registry().get(slug)
+
+
+def known_types() -> list[str]:
+    return sorted(_registry())
+
+
+def validate_block_data(spec: BlockSpec) -> list[tuple[tuple[str | int, ...], str, str]]:
+    """Problems as (path under data, message, hint); empty when valid."""
+    cls = block_class(spec.type)
+    if cls is None:
+        hint = did_you_mean(spec.type, known_types()) or (
+            "install the collection that provides it (e.g. pip install prefect-slack); "
+            "known types: " + ", ".join(known_types())
+        )
+        return [((), f"unknown block type {spec.type!r}", hint)]
+    allowed = set(cls.model_fields) - {"block_type_slug"}
+    problems: list[tuple[tuple[str | int, ...], str, str]] = []
+    for key in spec.data:
+        if key not in allowed:
+            problems.append(
+                (
+                    (key,),
+                    f"unknown field {key!r} for block type {spec.type}",
+                    did_you_mean(key, allowed) or "allowed: " + ", ".join(sorted(allowed)),
+                )
+            )
+    if problems:
+        return problems
+    try:
+        cls.model_validate(spec.data)
+    except ValidationError as exc:
+        for item in exc.errors(include_url=False):
+            loc = tuple(part for part in item["loc"] if part in spec.data or isinstance(part, int))
+            problems.append((loc, f"data.{'.'.join(map(str, item['loc']))}: {item['msg']}", ""))
+    return problems
+
+
+def desired_data(spec: BlockSpec) -> dict[str, Any]:
+    """The block's data with defaults filled in and secrets in clear, for comparing."""
+    cls = block_class(spec.type)
+    assert cls is not None, "validated at load time"
+    return _dump(cls.model_validate(spec.data))
+
+
+def normalized_server_data(spec: BlockSpec, data: dict[str, Any]) -> dict[str, Any] | None:
+    """The server's copy run through the same class; None if it no longer validates."""
+    cls = block_class(spec.type)
+    assert cls is not None
+    try:
+        return _dump(cls.model_validate(data))
+    except ValidationError:
+        return None
+
+
+def _dump(block: Block) -> dict[str, Any]:
+    data = block.model_dump(mode="json", context={"include_secrets": True})
+    data.pop("block_type_slug", None)
+    return data
+
+
+def secret_fields(spec: BlockSpec) -> set[str]:
+    """Top-level fields whose values are secret (``headers.*`` counts as headers)."""
+    cls = block_class(spec.type)
+    if cls is None:
+        return set()
+    listed = cls.model_json_schema().get("secret_fields", [])
+    return {str(name).split(".", 1)[0] for name in listed}
+
+
+def build(spec: BlockSpec) -> Block:
+    cls = block_class(spec.type)
+    assert cls is not None
+    return cls.model_validate(spec.data)

@@ -1,0 +1,231 @@
+"""The plan: what sync would do to make the server match the declarations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from prefect.events.schemas.automations import AutomationCore
+
+from triggers import blocks as block_specs
+from triggers.automation import OWNER_TAG, AutomationSpec, BlockSpec
+from triggers.compare import Change, canonical, diff, from_server
+from triggers.errors import Location, Problem, SpecError
+from triggers.loader import Bundle, Declared
+from triggers.resolve import Resolver, ServerState, placeholder
+
+
+class Verb(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    UNCHANGED = "unchanged"
+    DELETE = "delete"
+    ORPHAN = "orphan"
+    CONFLICT = "conflict"
+
+
+@dataclass
+class Step:
+    """One object and what will happen to it."""
+
+    kind: str  # "automation" | "block"
+    name: str
+    verb: Verb
+    changes: list[Change] = field(default_factory=list)
+    server_id: UUID | None = None
+    note: str = ""
+    declared: Declared[Any] | None = field(default=None, repr=False)
+    desired: AutomationCore | None = field(default=None, repr=False)
+
+    @property
+    def writes(self) -> bool:
+        return self.verb in (Verb.CREATE, Verb.UPDATE, Verb.DELETE)
+
+
+@dataclass
+class Plan:
+    steps: list[Step]
+    prune: bool = False
+
+    @property
+    def in_sync(self) -> bool:
+        return all(step.verb == Verb.UNCHANGED for step in self.steps)
+
+    @property
+    def conflicts(self) -> list[Step]:
+        return [step for step in self.steps if step.verb == Verb.CONFLICT]
+
+    def count(self, verb: Verb) -> int:
+        return sum(1 for step in self.steps if step.verb == verb)
+
+
+def compile_all(
+    bundle: Bundle,
+    state: ServerState,
+    pending: dict[str, dict[str, UUID]],
+    only: set[str] | None = None,
+) -> dict[str, AutomationCore]:
+    """Every selected automation as Prefect's model, or ``SpecError`` for unknown names."""
+    problems: list[Problem] = []
+    compiled: dict[str, AutomationCore] = {}
+    for declared in bundle.automations:
+        if only and declared.spec.name not in only:
+            continue
+        resolver = Resolver(state, declared, problems, pending)
+        compiled[declared.spec.name] = declared.spec.compile(resolver)
+    if problems:
+        raise SpecError(problems)
+    return compiled
+
+
+def make_plan(
+    bundle: Bundle,
+    state: ServerState,
+    *,
+    prune: bool = False,
+    only: set[str] | None = None,
+) -> Plan:
+    """Compare declarations with the server; raises ``SpecError`` before any write."""
+    if only:
+        unknown = only - {a.spec.name for a in bundle.automations}
+        if unknown:
+            names = [a.spec.name for a in bundle.automations]
+            raise SpecError(
+                [
+                    Problem(
+                        _root_location(bundle),
+                        f"--only {name!r} is not declared",
+                        "declared: " + ", ".join(sorted(names)),
+                    )
+                    for name in sorted(unknown)
+                ]
+            )
+    steps: list[Step] = []
+    needed_blocks = _blocks_in_scope(bundle, only)
+    pending: dict[str, dict[str, UUID]] = {"block": {}, "automation": {}}
+    for declared_block in bundle.blocks:
+        if declared_block.spec.reference not in needed_blocks:
+            continue
+        step = _block_step(declared_block, state)
+        if step.verb == Verb.CREATE:
+            pending["block"][step.name] = placeholder("block", step.name)
+        steps.append(step)
+
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for raw in state.automations:
+        by_name.setdefault(raw["name"], []).append(raw)
+    for declared in bundle.automations:
+        name = declared.spec.name
+        if (not only or name in only) and not _owned(by_name.get(name, [])):
+            pending["automation"][name] = placeholder("automation", name)
+
+    compiled = compile_all(bundle, state, pending, only)
+    declared_names = {a.spec.name for a in bundle.automations}
+    for declared in bundle.automations:
+        name = declared.spec.name
+        if only and name not in only:
+            continue
+        steps.append(_automation_step(declared, compiled[name], by_name.get(name, [])))
+    for name, raws in sorted(by_name.items()):
+        if only and name not in only:
+            continue
+        owned = [raw for raw in raws if OWNER_TAG in raw.get("tags", [])]
+        extras = owned if name not in declared_names else owned[1:]
+        for raw in extras:
+            why = "no longer declared" if name not in declared_names else "duplicate of a declared name"
+            steps.append(
+                Step(
+                    "automation",
+                    name,
+                    Verb.DELETE if prune else Verb.ORPHAN,
+                    server_id=UUID(raw["id"]),
+                    note=why + ("" if prune else "; sync --prune deletes it"),
+                )
+            )
+    return Plan(steps, prune)
+
+
+def _root_location(bundle: Bundle) -> Location:
+    return Location(bundle.root)
+
+
+def _owned(raws: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return next((raw for raw in raws if OWNER_TAG in raw.get("tags", [])), None)
+
+
+def _blocks_in_scope(bundle: Bundle, only: set[str] | None) -> set[str]:
+    if not only:
+        return {b.spec.reference for b in bundle.blocks}
+    used: set[str] = set()
+    for declared in bundle.automations:
+        if declared.spec.name in only:
+            for _, action in declared.spec.all_actions():
+                used |= {name for kind, name in action.references() if kind == "block"}
+    return used
+
+
+def _automation_step(
+    declared: Declared[AutomationSpec], desired: AutomationCore, raws: list[dict[str, Any]]
+) -> Step:
+    name = declared.spec.name
+    current = _owned(raws)
+    if current is None and raws:
+        return Step(
+            "automation",
+            name,
+            Verb.CONFLICT,
+            server_id=UUID(raws[0]["id"]),
+            note=f"an automation named {name!r} exists without the {OWNER_TAG} tag; "
+            "sync will not touch it. Rename the declaration, or add the tag to the "
+            "existing automation to let sync adopt it",
+            declared=declared,
+        )
+    if current is None:
+        return Step("automation", name, Verb.CREATE, declared=declared, desired=desired)
+    old = canonical(from_server(current))
+    new = canonical(desired)
+    if "owner_resource" not in current:
+        old.pop("owner_resource", None)
+        new.pop("owner_resource", None)
+    changes = diff(old, new)
+    return Step(
+        "automation",
+        name,
+        Verb.UPDATE if changes else Verb.UNCHANGED,
+        changes=changes,
+        server_id=UUID(current["id"]),
+        declared=declared,
+        desired=desired,
+    )
+
+
+def _block_step(declared: Declared[BlockSpec], state: ServerState) -> Step:
+    spec = declared.spec
+    existing = state.blocks.get(spec.reference)
+    secrets = block_specs.secret_fields(spec)
+    desired = block_specs.desired_data(spec)
+    if existing is None:
+        return Step("block", spec.reference, Verb.CREATE, declared=declared)
+    current = block_specs.normalized_server_data(spec, existing.data)
+    if current is None:
+        changes = [Change("data", "(invalid for this block type)", "(declared data)")]
+    else:
+        changes = [
+            Change(
+                f"data.{key}",
+                block_specs.MASK if key in secrets else current.get(key),
+                block_specs.MASK if key in secrets else desired.get(key),
+            )
+            for key in sorted(set(current) | set(desired))
+            if current.get(key) != desired.get(key)
+        ]
+    return Step(
+        "block",
+        spec.reference,
+        Verb.UPDATE if changes else Verb.UNCHANGED,
+        changes=changes,
+        server_id=existing.id,
+        declared=declared,
+    )

@@ -1,0 +1,238 @@
+"""Reading what the server has, and turning declared names into its ids.
+
+Everything sync needs is fetched up front in a constant number of filter
+requests (one per kind of object referenced), whatever the number of
+automations. All names of a kind are fetched only when one is missing, to
+suggest the closest ones in the error.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from triggers.automation import OWNER_TAG, AutomationSpec
+from triggers.client import Api
+from triggers.errors import Problem
+from triggers.loader import Bundle, Declared
+from triggers.problems import closest, dotted
+
+PLACEHOLDER_NAMESPACE = uuid.UUID("6f1c1d3e-7a0e-4c5e-9a55-6a616e69746f")
+
+
+def placeholder(kind: str, name: str) -> UUID:
+    """A stable stand-in id for an object sync will create before it is used."""
+    return uuid.uuid5(PLACEHOLDER_NAMESPACE, f"{kind}:{name}")
+
+
+@dataclass
+class ServerBlock:
+    id: UUID
+    data: dict[str, Any]
+
+
+@dataclass
+class ServerState:
+    """The part of the server sync looks at."""
+
+    automations: list[dict[str, Any]] = field(default_factory=list)
+    deployments: dict[str, UUID] = field(default_factory=dict)
+    blocks: dict[str, ServerBlock] = field(default_factory=dict)
+    work_pools: dict[str, UUID] = field(default_factory=dict)
+    work_queues: dict[str, UUID] = field(default_factory=dict)
+    known: dict[str, list[str]] = field(default_factory=dict)
+    """Every existing name of a kind, fetched only when a reference missed."""
+
+    def ids(self, kind: str) -> dict[str, UUID]:
+        if kind == "block":
+            return {name: block.id for name, block in self.blocks.items()}
+        if kind == "automation":
+            return {a["name"]: UUID(a["id"]) for a in self.automations}
+        return {
+            "deployment": self.deployments,
+            "work_pool": self.work_pools,
+            "work_queue": self.work_queues,
+        }[kind]
+
+
+def references(bundle: Bundle, only: set[str] | None = None) -> dict[str, set[str]]:
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for declared in bundle.automations:
+        if only and declared.spec.name not in only:
+            continue
+        for _, action in declared.spec.all_actions():
+            for kind, name in action.references():
+                wanted[kind].add(name)
+    return wanted
+
+
+async def fetch_state(api: Api, bundle: Bundle, only: set[str] | None = None) -> ServerState:
+    """One filter request per kind of object the bundle mentions."""
+    state = ServerState()
+    wanted = references(bundle, only)
+    names = sorted({a.spec.name for a in bundle.automations} | wanted.get("automation", set()))
+    state.automations = await api.pages(
+        "/automations/filter",
+        {
+            "automations": {
+                "operator": "or_",
+                "name": {"any_": names},
+                "tags": {"any_": [OWNER_TAG]},
+            },
+            "sort": "NAME_ASC",
+        },
+    )
+    if wanted.get("deployment"):
+        state.deployments = await _deployments(api, wanted["deployment"])
+    if wanted.get("block") or bundle.blocks:
+        state.blocks = await _blocks(
+            api, wanted.get("block", set()) | {b.spec.reference for b in bundle.blocks}
+        )
+    if wanted.get("work_pool"):
+        pools = await api.pages(
+            "/work_pools/filter", {"work_pools": {"name": {"any_": sorted(wanted["work_pool"])}}}
+        )
+        state.work_pools = {p["name"]: UUID(p["id"]) for p in pools}
+    if wanted.get("work_queue"):
+        queue_names = sorted({ref.split("/", 1)[1] for ref in wanted["work_queue"]})
+        queues = await api.pages(
+            "/work_queues/filter", {"work_queues": {"name": {"any_": queue_names}}}
+        )
+        state.work_queues = {
+            f"{q.get('work_pool_name')}/{q['name']}": UUID(q["id"]) for q in queues
+        }
+    await _fetch_known_on_miss(api, bundle, state, wanted)
+    return state
+
+
+async def _deployments(api: Api, refs: set[str]) -> dict[str, UUID]:
+    flow_names = sorted({ref.split("/", 1)[0] for ref in refs})
+    deployment_names = sorted({ref.split("/", 1)[1] for ref in refs})
+    deployments = await api.pages(
+        "/deployments/filter",
+        {
+            "flows": {"name": {"any_": flow_names}},
+            "deployments": {"name": {"any_": deployment_names}},
+        },
+    )
+    if not deployments:
+        return {}
+    flow_ids = sorted({d["flow_id"] for d in deployments})
+    flows = await api.pages("/flows/filter", {"flows": {"id": {"any_": flow_ids}}})
+    flow_name = {f["id"]: f["name"] for f in flows}
+    return {f"{flow_name.get(d['flow_id'], '?')}/{d['name']}": UUID(d["id"]) for d in deployments}
+
+
+async def _blocks(api: Api, refs: set[str]) -> dict[str, ServerBlock]:
+    slugs = sorted({ref.split("/", 1)[0] for ref in refs})
+    names = sorted({ref.split("/", 1)[1] for ref in refs})
+    documents = await api.pages(
+        "/block_documents/filter",
+        {
+            "block_types": {"slug": {"any_": slugs}},
+            "block_documents": {"name": {"any_": names}, "is_anonymous": {"eq_": False}},
+            "include_secrets": True,
+        },
+    )
+    return {
+        f"{d['block_type']['slug']}/{d['name']}": ServerBlock(UUID(d["id"]), d.get("data") or {})
+        for d in documents
+    }
+
+
+async def _fetch_known_on_miss(
+    api: Api, bundle: Bundle, state: ServerState, wanted: dict[str, set[str]]
+) -> None:
+    declared_blocks = {b.spec.reference for b in bundle.blocks}
+    declared_automations = {a.spec.name for a in bundle.automations}
+    for kind, refs in wanted.items():
+        existing = set(state.ids(kind))
+        if kind == "block":
+            existing |= declared_blocks
+        if kind == "automation":
+            existing |= declared_automations
+        if refs <= existing:
+            continue
+        if kind == "deployment":
+            flows = await api.pages("/flows/filter", {})
+            flow_name = {f["id"]: f["name"] for f in flows}
+            deployments = await api.pages("/deployments/filter", {})
+            state.known[kind] = [f"{flow_name.get(d['flow_id'])}/{d['name']}" for d in deployments]
+        elif kind == "block":
+            documents = await api.pages(
+                "/block_documents/filter",
+                {"block_documents": {"is_anonymous": {"eq_": False}}, "include_secrets": False},
+            )
+            state.known[kind] = [f"{d['block_type']['slug']}/{d['name']}" for d in documents]
+        elif kind == "automation":
+            automations = await api.pages("/automations/filter", {})
+            state.known[kind] = [a["name"] for a in automations]
+        elif kind == "work_pool":
+            state.known[kind] = [p["name"] for p in await api.pages("/work_pools/filter", {})]
+        elif kind == "work_queue":
+            queues = await api.pages("/work_queues/filter", {})
+            state.known[kind] = [f"{q.get('work_pool_name')}/{q['name']}" for q in queues]
+
+
+_KIND_WORDS = {
+    "deployment": ("deployment", "prefect deployment ls"),
+    "block": ("block", "prefect block ls"),
+    "automation": ("automation", "prefect automation ls"),
+    "work_pool": ("work pool", "prefect work-pool ls"),
+    "work_queue": ("work queue", "prefect work-queue ls"),
+}
+
+
+class Resolver:
+    """Names to ids for one automation, recording unknown names as problems."""
+
+    def __init__(
+        self,
+        state: ServerState,
+        declared: Declared[AutomationSpec],
+        problems: list[Problem],
+        pending: dict[str, dict[str, UUID]] | None = None,
+    ) -> None:
+        self._state = state
+        self._declared = declared
+        self._problems = problems
+        self._pending = pending or {}
+
+    def _lookup(self, kind: str, name: str, where: tuple[str | int, ...]) -> UUID:
+        found = self._state.ids(kind).get(name) or self._pending.get(kind, {}).get(name)
+        if found is not None:
+            return found
+        word, command = _KIND_WORDS[kind]
+        candidates = self._state.known.get(kind, [])
+        near = closest(name, candidates)
+        hint = (
+            "closest existing: " + ", ".join(near)
+            if near
+            else (f"none exist yet; create it first (see `{command}`)")
+        )
+        self._problems.append(
+            Problem(
+                self._declared.locate(where),
+                f"{dotted(where)}: unknown {word} {name!r} on the server",
+                hint,
+            )
+        )
+        return placeholder(kind, name)
+
+    def deployment(self, name: str, where: tuple[str | int, ...]) -> UUID:
+        return self._lookup("deployment", name, where)
+
+    def block(self, name: str, where: tuple[str | int, ...]) -> UUID:
+        return self._lookup("block", name, where)
+
+    def automation(self, name: str, where: tuple[str | int, ...]) -> UUID:
+        return self._lookup("automation", name, where)
+
+    def work_pool(self, name: str, where: tuple[str | int, ...]) -> UUID:
+        return self._lookup("work_pool", name, where)
+
+    def work_queue(self, name: str, where: tuple[str | int, ...]) -> UUID:
+        return self._lookup("work_queue", name, where)

@@ -1,0 +1,195 @@
+"""Reading spec files: YAML documents with the line of every value.
+
+PyYAML forgets where a value came from once it is constructed, so the files
+are composed into nodes and built here by hand, keeping a map from each
+value's path (``("trigger", "expect", 0)``) to its line. Errors found later,
+by pydantic or by the server resolver, are mapped back to a line through it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from triggers.errors import Location, Problem, SpecError
+
+PathKey = tuple[str | int, ...]
+
+_ENV_REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+_ESCAPED_DOLLAR = "$${"
+
+
+@dataclass
+class Document:
+    """One YAML document: its data, where it came from, and a line per path."""
+
+    data: Any
+    file: Path
+    lines: dict[PathKey, int] = field(default_factory=dict)
+    base: PathKey = ()
+
+    @property
+    def location(self) -> Location:
+        return self.locate(())
+
+    def locate(self, path: PathKey) -> Location:
+        """The line of the deepest part of ``path`` that exists in the file."""
+        full = self.base + tuple(path)
+        while full and full not in self.lines:
+            full = full[:-1]
+        return Location(self.file, self.lines.get(full, self.lines.get((), 0)))
+
+    def walk(self, path: PathKey) -> PathKey:
+        """Keep the parts of a pydantic error location that name real data.
+
+        Pydantic puts union tags and validator names into ``loc``; dropping the
+        parts that do not index into the data gives the path a person wrote.
+        """
+        node = self.data
+        kept: list[str | int] = []
+        for part in path:
+            if isinstance(node, Mapping) and part in node:
+                node = node[part]
+                kept.append(part)
+            elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+                node = node[part]
+                kept.append(part)
+        return tuple(kept)
+
+    def child(self, key: str | int) -> Document:
+        """The sub-document at ``key``, sharing this one's line map."""
+        return Document(self.data[key], self.file, self.lines, self.base + (key,))
+
+
+def read_documents(file: Path, display: Path | None = None) -> Iterator[Document]:
+    """Yield each document of a YAML file, raising problems with their lines.
+
+    ``display`` is the path shown in messages (relative to where the user ran
+    the command), so the `file:line` text opens in an editor.
+    """
+    shown = display or file
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError([Problem(Location(shown), f"cannot read file: {exc}")]) from exc
+    loader = yaml.SafeLoader(text)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            lines: dict[PathKey, int] = {}
+            data = _build(loader, node, (), lines, shown)
+            yield Document(data, shown, lines)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 0
+        message = " ".join(part for part in (exc.context, exc.problem) if part)
+        raise SpecError(
+            [Problem(Location(shown, line), f"YAML syntax error: {message}", _yaml_hint(message))]
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise SpecError([Problem(Location(shown), f"YAML error: {exc}")]) from exc
+    finally:
+        loader.dispose()
+
+
+def _yaml_hint(message: str) -> str:
+    if "tab" in message:
+        return "indent with spaces, not tabs"
+    if "mapping values are not allowed" in message:
+        return "quote values that contain ': ', or fix the indentation"
+    if "could not find expected ':'" in message or "expected <block end>" in message:
+        return "check the indentation of this line and the one before it"
+    return "fix the YAML syntax at this line"
+
+
+def _build(
+    loader: yaml.SafeLoader,
+    node: yaml.Node,
+    path: PathKey,
+    lines: dict[PathKey, int],
+    file: Path,
+) -> Any:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | bool | float) or key is None:
+                raise SpecError(
+                    [
+                        Problem(
+                            Location(file, key_node.start_mark.line + 1),
+                            f"unsupported mapping key {key!r}",
+                            "use plain strings as keys",
+                        )
+                    ]
+                )
+            if key in result:
+                raise SpecError(
+                    [
+                        Problem(
+                            Location(file, key_node.start_mark.line + 1),
+                            f"duplicate key {key!r}",
+                            "remove one of the two; YAML would silently keep the last",
+                        )
+                    ]
+                )
+            child = (*path, str(key) if not isinstance(key, str) else key)
+            result[child[-1]] = _build(loader, value_node, child, lines, file)
+            lines[child] = key_node.start_mark.line + 1
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [
+            _build(loader, item, (*path, index), lines, file)
+            for index, item in enumerate(node.value)
+        ]
+    return loader.construct_object(node, deep=True)
+
+
+def interpolate(document: Document, environ: Mapping[str, str] | None = None) -> list[Problem]:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string, in place.
+
+    A variable that is not set and has no default is a problem, never an empty
+    string: an automation posting to ``""`` fails far from its cause. ``$${``
+    writes a literal ``${``.
+    """
+    env = os.environ if environ is None else environ
+    problems: list[Problem] = []
+
+    def substitute(value: Any, path: PathKey) -> Any:
+        if isinstance(value, dict):
+            return {key: substitute(item, (*path, key)) for key, item in value.items()}
+        if isinstance(value, list):
+            return [substitute(item, (*path, index)) for index, item in enumerate(value)]
+        if not isinstance(value, str) or "${" not in value:
+            return value
+
+        def replace(match: re.Match[str]) -> str:
+            name, default = match.group("name"), match.group("default")
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            problems.append(
+                Problem(
+                    document.locate(path),
+                    f"environment variable {name} is not set",
+                    f"export {name}=... or write ${{{name}:-default}}",
+                )
+            )
+            return match.group(0)
+
+        parts = value.split(_ESCAPED_DOLLAR)
+        return "${".join(_ENV_REFERENCE.sub(replace, part) for part in parts)
+
+    document.data = substitute(document.data, ())
+    return problems

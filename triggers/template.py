@@ -1,0 +1,192 @@
+"""Jinja templates of actions, checked the way the Prefect server renders them.
+
+The server renders action templates in its own sandbox (immutable, ChainableUndefined,
+``tojson`` and ``ui_url`` filters, loop limits). Checking at load time with that
+same environment turns a template that would fail at 3 a.m. into a load error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import jinja2
+from pydantic import Field, PrivateAttr
+
+from triggers.base import SpecModel
+
+_ORCHESTRATION_OBJECTS = (
+    "deployment",
+    "flow",
+    "flow_run",
+    "task_run",
+    "work_pool",
+    "work_queue",
+    "concurrency_limit",
+)
+
+
+class TemplateRef(SpecModel):
+    """A Jinja template kept in its own file, relative to the automations folder."""
+
+    template: str = Field(
+        description="Path of the template relative to the automations folder, "
+        "e.g. templates/approval-requested.json.j2",
+        pattern=r"^[^/].*$",
+    )
+    _source: str | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> str:
+        if self._source is None:
+            raise RuntimeError(f"template {self.template} was not loaded")
+        return self._source
+
+    def load(self, root: Path) -> None:
+        """Read the file; raises OSError or ValueError with a message for people."""
+        path = (root / self.template).resolve()
+        if not path.is_relative_to(root.resolve()):
+            raise ValueError(f"template {self.template} is outside {root}")
+        self._source = path.read_text(encoding="utf-8")
+
+
+TemplateText = str | TemplateRef
+"""Where a Jinja string goes, either inline or ``{template: templates/NAME.j2}``."""
+
+
+def text_of(value: TemplateText) -> str:
+    return value.source if isinstance(value, TemplateRef) else value
+
+
+@cache
+def _prefect_sandbox() -> None:
+    """Register the server's filters (ui_url, ...) once, as the server does."""
+    from prefect.server.events.jinja_filters import all_filters
+    from prefect.server.utilities.user_templates import register_user_template_filters
+
+    register_user_template_filters(all_filters)
+
+
+@contextmanager
+def _quiet_renderer() -> Iterator[None]:
+    # The server logs every failed render with a traceback; here a failure is
+    # an expected answer, reported as a problem with its line instead.
+    logger = logging.getLogger("prefect.server.utilities.user_templates")
+    previous = logger.disabled
+    logger.disabled = True
+    try:
+        yield
+    finally:
+        logger.disabled = previous
+
+
+def syntax_error(source: str) -> str | None:
+    """Why the server would refuse this template, or None if it is valid."""
+    from prefect.server.utilities.user_templates import (
+        TemplateSecurityError,
+        validate_user_template,
+    )
+
+    _prefect_sandbox()
+    try:
+        validate_user_template(source)
+    except jinja2.TemplateSyntaxError as exc:
+        return f"template syntax error at template line {exc.lineno}: {exc.message}"
+    except TemplateSecurityError as exc:
+        return f"template refused by the server's sandbox: {exc.message}"
+    return None
+
+
+def render(source: str, context: dict[str, Any]) -> str:
+    """Render as the server would; raises ValueError with the cause."""
+    from prefect.server.utilities.user_templates import (
+        TemplateRenderError,
+        matching_types_in_templates,
+        render_user_template_sync,
+    )
+
+    _prefect_sandbox()
+    full = dict(context)
+    # The server puts None for each orchestration object a template names and
+    # the event does not relate to; do the same so `flow_run|ui_url` behaves alike.
+    for name in matching_types_in_templates([source], set(_ORCHESTRATION_OBJECTS)):
+        full.setdefault(name, None)
+    with _quiet_renderer():
+        try:
+            return render_user_template_sync(source, full)
+        except TemplateRenderError as exc:
+            raise ValueError(f"template fails to render: {exc.error}") from exc
+
+
+def json_error(rendered: str) -> str | None:
+    """Why a rendered payload is not JSON, with the place, or None."""
+    try:
+        json.loads(rendered)
+    except json.JSONDecodeError as exc:
+        snippet = rendered[max(0, exc.pos - 30) : exc.pos + 30].replace("\n", "\\n")
+        return (
+            f"payload does not render valid JSON: {exc.msg} at rendered line "
+            f"{exc.lineno} column {exc.colno} (near {snippet!r})"
+        )
+    return None
+
+
+def looks_like_json(source: str, name: str = "") -> bool:
+    """Whether a payload is meant as JSON: a ``.json.j2`` file or text starting with { or [."""
+    if name.endswith((".json.j2", ".json")):
+        return True
+    stripped = source.lstrip()
+    while stripped.startswith("{#"):
+        end = stripped.find("#}")
+        stripped = stripped[end + 2 :].lstrip() if end >= 0 else ""
+    return stripped.startswith("[") or (stripped.startswith("{") and not stripped.startswith("{%"))
+
+
+def sample_event(
+    event: str, resource_id: str, payload: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A plausible event for render checks when the template ships no sample."""
+    return {
+        "id": str(uuid4()),
+        "occurred": datetime.now(UTC).isoformat(),
+        "received": datetime.now(UTC).isoformat(),
+        "event": event,
+        "resource": {"prefect.resource.id": resource_id, "prefect.resource.name": "sample"},
+        "related": [],
+        "payload": payload or {},
+    }
+
+
+def sample_event_from(item: dict[str, Any]) -> dict[str, Any]:
+    """A sample file's event with the fields a person leaves out filled in."""
+    base = sample_event(
+        str(item.get("event", "janitor.sample")),
+        str((item.get("resource") or {}).get("prefect.resource.id", "janitor.sample")),
+    )
+    return {**base, **item}
+
+
+def context_for(event: dict[str, Any], automation: dict[str, Any]) -> dict[str, Any]:
+    """The template context the server builds for a triggered action."""
+    from prefect.server.events.schemas.automations import Automation
+    from prefect.server.events.schemas.events import ReceivedEvent
+
+    received = ReceivedEvent.model_validate(event)
+    server_automation = Automation.model_validate({"id": str(UUID(int=0)), **automation})
+    from prefect.server.events.schemas.labelling import LabelDiver
+
+    return {
+        "automation": server_automation,
+        "event": received,
+        "labels": LabelDiver(received.resource.root),
+        "firing": None,
+        "firings": [],
+        "events": [received],
+    }
