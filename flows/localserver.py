@@ -7,6 +7,7 @@ works here works against a self-hosted server.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -107,7 +108,9 @@ class LocalServer:
                 pass
             time.sleep(0.3)
         self.stop()
-        raise ServerFailedToStart(f"prefect server did not answer in {timeout}s:\n{self.log_tail()}")
+        raise ServerFailedToStart(
+            f"prefect server did not answer in {timeout}s:\n{self.log_tail()}"
+        )
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -129,10 +132,8 @@ class LocalServer:
 
     @staticmethod
     def _signal(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            pass
 
     def __enter__(self) -> LocalServer:
         return self.start().wait()

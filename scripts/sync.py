@@ -48,13 +48,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--check", action="store_true", help="print the plan; exit 2 if the server differs"
     )
     mode.add_argument("--schema", action="store_true", help="print the spec's JSON Schema")
-    parser.add_argument("--prune", action="store_true", help="delete owned automations no longer declared")
+    parser.add_argument(
+        "--prune", action="store_true", help="delete owned automations no longer declared"
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable plan and result")
     parser.add_argument(
         "--only", action="append", metavar="NAME", help="sync only this automation (repeatable)"
     )
     parser.add_argument(
-        "--path", type=Path, default=DEFAULT_PATH, help="folder of YAML specs (default: automations/)"
+        "--path",
+        type=Path,
+        default=DEFAULT_PATH,
+        help="folder of YAML specs (default: automations/)",
     )
     parser.add_argument("--api-url", help="Prefect API URL (default: $PREFECT_API_URL)")
     return parser.parse_args(argv)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 # Keep the client side of the tests away from the developer's own profile.
@@ -14,7 +14,7 @@ os.environ["PREFECT_HOME"] = _CLIENT_HOME
 for _key in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE"):
     os.environ.pop(_key, None)
 
-import asyncpg  # noqa: E402
+import asyncpg  # type: ignore[import-untyped]  # noqa: E402
 import httpx  # noqa: E402
 import pytest  # noqa: E402
 
@@ -83,10 +83,10 @@ def server(request: pytest.FixtureRequest) -> LocalServer:
 
 
 @pytest.fixture
-def api_url(server: LocalServer) -> Iterator[str]:
+def api_url(server: LocalServer) -> str:
     """The server's API URL, with automations and blocks of earlier tests removed."""
     _clean(server.api_url)
-    yield server.api_url
+    return server.api_url
 
 
 def _clean(api_url: str) -> None:
@@ -109,11 +109,11 @@ def automations_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def deployment(api_url: str) -> AsyncIterator[str]:
+async def deployment(api_url: str) -> str:
     """A real deployment record (flow janitor-test, deployment nightly) to point actions at."""
     from prefect.client.orchestration import PrefectClient
 
     async with PrefectClient(api_url) as client:
         flow_id = await client.create_flow_from_name("janitor-test")
         deployment_id = await client.create_deployment(flow_id=flow_id, name="nightly")
-    yield str(deployment_id)
+    return str(deployment_id)

@@ -39,7 +39,8 @@ class _SimpleAction(SpecModel):
     """Actions with no options: they act on what the triggering event is about."""
 
     def compile(self, resolver: Resolver, where: Where) -> prefect_actions.Action:
-        return _PREFECT_TYPES[self.type]()  # type: ignore[attr-defined]
+        action_type: str = getattr(self, "type")  # noqa: B009 - every subclass declares it
+        return _PREFECT_TYPES[action_type].model_validate({})
 
     def references(self) -> list[tuple[str, str]]:
         return []
@@ -129,7 +130,8 @@ class _TargetedAction(SpecModel):
         name = self._name()
         if name is not None:
             lookup = getattr(resolver, self._kind)
-            return lookup(name, (*where, self._kind))  # type: ignore[no-any-return]
+            found: UUID = lookup(name, (*where, self._kind))
+            return found
         return self._id()
 
     def references(self) -> list[tuple[str, str]]:

@@ -8,6 +8,7 @@ clear text: plans show them as changed or unchanged, never their values.
 
 from __future__ import annotations
 
+import contextlib
 from functools import cache
 from typing import Any
 
@@ -30,10 +31,8 @@ def _registry() -> dict[str, type[Block]]:
     from prefect.plugins import load_prefect_collections
     from prefect.utilities.dispatch import get_registry_for_type
 
-    try:
+    with contextlib.suppress(Exception):  # a broken optional collection must not stop a sync
         load_prefect_collections()
-    except Exception:  # a broken optional collection must not stop a sync
-        pass
     return dict(get_registry_for_type(Block) or {})
 
 

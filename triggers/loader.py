@@ -163,7 +163,8 @@ def _validate(document: Document, bundle: Bundle, problems: list[Problem]) -> No
 def _duplicates(bundle: Bundle) -> list[Problem]:
     problems: list[Problem] = []
     seen: dict[tuple[str, str], Declared[Any]] = {}
-    for declared in [*bundle.automations, *bundle.blocks]:
+    everything: list[Declared[Any]] = [*bundle.automations, *bundle.blocks]
+    for declared in everything:
         spec = declared.spec
         key = spec.reference if isinstance(spec, BlockSpec) else spec.name
         kind = "block" if isinstance(spec, BlockSpec) else "automation"
@@ -194,8 +195,8 @@ def _check_templates(
     for (field_name, index), action in spec.all_actions():
         where: PathKey = (field_name, index)
         if isinstance(action, RunDeploymentSpec):
-            for key, value in _strings(action.parameters or {}, ("parameters",)):
-                error = templates.syntax_error(value) if "{" in value else None
+            for key, text in _strings(action.parameters or {}, ("parameters",)):
+                error = templates.syntax_error(text) if "{" in text else None
                 if error:
                     problems.append(Problem(document.locate((*where, *key)), error))
             continue

@@ -134,7 +134,11 @@ def make_plan(
         owned = [raw for raw in raws if OWNER_TAG in raw.get("tags", [])]
         extras = owned if name not in declared_names else owned[1:]
         for raw in extras:
-            why = "no longer declared" if name not in declared_names else "duplicate of a declared name"
+            why = (
+                "no longer declared"
+                if name not in declared_names
+                else "duplicate of a declared name"
+            )
             steps.append(
                 Step(
                     "automation",

@@ -103,9 +103,7 @@ def print_problems(console: Console, problems: list[Problem]) -> None:
         hint = f" [dim]({escape(problem.hint)})[/]" if problem.hint else ""
         console.print(f"[bold]{escape(str(problem.location))}[/]: {escape(problem.message)}{hint}")
     count = len(problems)
-    console.print(
-        f"[bold red]{count} problem{'s' if count != 1 else ''}[/]; nothing was written."
-    )
+    console.print(f"[bold red]{count} problem{'s' if count != 1 else ''}[/]; nothing was written.")
 
 
 def print_sync_error(console: Console, error: SyncError) -> None:
@@ -121,9 +119,7 @@ def _step_json(step: Step) -> dict[str, Any]:
         "action": str(step.verb),
         "id": str(step.server_id) if step.server_id else None,
         "note": step.note or None,
-        "changes": [
-            {"path": c.path, "old": c.old, "new": c.new} for c in step.changes
-        ],
+        "changes": [{"path": c.path, "old": c.old, "new": c.new} for c in step.changes],
     }
 
 

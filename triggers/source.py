@@ -54,17 +54,20 @@ class Document:
         node = self.data
         kept: list[str | int] = []
         for part in path:
-            if isinstance(node, Mapping) and part in node:
-                node = node[part]
-                kept.append(part)
-            elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            if _indexes(node, part):
                 node = node[part]
                 kept.append(part)
         return tuple(kept)
 
     def child(self, key: str | int) -> Document:
         """The sub-document at ``key``, sharing this one's line map."""
-        return Document(self.data[key], self.file, self.lines, self.base + (key,))
+        return Document(self.data[key], self.file, self.lines, (*self.base, key))
+
+
+def _indexes(node: Any, part: str | int) -> bool:
+    if isinstance(node, Mapping):
+        return part in node
+    return isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
 
 
 def read_documents(file: Path, display: Path | None = None) -> Iterator[Document]:

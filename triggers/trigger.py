@@ -18,7 +18,7 @@ from prefect.events.schemas.automations import (
     TriggerTypes,
 )
 from prefect.events.schemas.events import ResourceSpecification
-from pydantic import BeforeValidator, Discriminator, Field, Tag, model_validator
+from pydantic import BeforeValidator, Discriminator, Field, Tag, WithJsonSchema, model_validator
 
 from triggers.base import SpecModel
 from triggers.units import Duration
@@ -28,7 +28,16 @@ def _as_list(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
-StrList = Annotated[list[str], BeforeValidator(_as_list)]
+StrList = Annotated[
+    list[str],
+    BeforeValidator(_as_list),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+            "description": "One string or a list of strings.",
+        }
+    ),
+]
 ResourceLabels = dict[str, str | list[str]]
 
 

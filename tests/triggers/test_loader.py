@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,9 @@ actions:
 """
 
 
-def problems_for(folder: Path, files: dict[str, str], env: dict[str, str] | None = None) -> list[str]:
+def problems_for(
+    folder: Path, files: dict[str, str], env: dict[str, str] | None = None
+) -> list[str]:
     for name, text in files.items():
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -44,7 +47,7 @@ def test_valid_spec_compiles_to_prefect_models(automations_dir: Path) -> None:
     )
     bundle = load_bundle(automations_dir, environ={})
     (declared,) = bundle.automations
-    assert declared.spec.trigger.within.total_seconds() == 600
+    assert declared.spec.trigger.within == timedelta(minutes=10)
     assert declared.spec.all_actions()
 
 
@@ -115,7 +118,8 @@ def test_wrong_type(automations_dir: Path) -> None:
         {"a.yaml": "name: x\ntrigger:\n  expect: [a]\n  threshold: lots\nactions: []\n"},
     )
     assert problem.startswith("a.yaml:4: trigger.threshold:")
-    assert "integer" in problem and "'lots'" in problem
+    assert "integer" in problem
+    assert "'lots'" in problem
 
 
 def test_unknown_action_type_suggests(automations_dir: Path) -> None:
@@ -183,9 +187,7 @@ def test_payload_that_renders_invalid_json(automations_dir: Path) -> None:
 
 
 def test_missing_template_file(automations_dir: Path) -> None:
-    (problem,) = problems_for(
-        automations_dir, {"a.yaml": VALID, "templates/crashd.json.j2": "{}"}
-    )
+    (problem,) = problems_for(automations_dir, {"a.yaml": VALID, "templates/crashd.json.j2": "{}"})
     assert problem.startswith("a.yaml:12: actions[0].payload: cannot read template")
     assert "templates/crashd.json.j2" in problem
 

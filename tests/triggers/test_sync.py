@@ -11,8 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from prefect.client.orchestration import PrefectClient
-from prefect.client.schemas.actions import WorkPoolCreate, WorkQueueCreate
-
+from prefect.client.schemas.actions import WorkPoolCreate
 from rich.console import Console
 
 from triggers import OWNER_TAG, Mode, SpecError, Verb, sync
@@ -93,11 +92,7 @@ async def world(api_url: str, deployment: str, automations_dir: Path) -> dict[st
         pools = await client.read_work_pools()
         if not any(p.name == "janitor-pool" for p in pools):
             await client.create_work_pool(WorkPoolCreate(name="janitor-pool", type="process"))
-            await client.create_work_queue(
-                name="urgent", work_pool_name="janitor-pool"
-            ) if False else await client.create_work_queue(  # noqa: SIM108
-                name="urgent", work_pool_name="janitor-pool"
-            )
+            await client.create_work_queue(name="urgent", work_pool_name="janitor-pool")
     (automations_dir / "all.yaml").write_text(EVERYTHING)
     (automations_dir / "templates" / "body.j2").write_text("Flow run {{ event.resource.name }}")
     (automations_dir / "templates" / "payload.json.j2").write_text(
@@ -124,7 +119,8 @@ async def test_round_trip_every_trigger_and_action_then_zero_writes(
     ]
     stored = await server_automations(world["api_url"])
     every = stored["every-action"]
-    assert OWNER_TAG in every["tags"] and "team-a" in every["tags"]
+    assert OWNER_TAG in every["tags"]
+    assert "team-a" in every["tags"]
     assert [a["type"] for a in every["actions"]][:3] == [
         "do-nothing",
         "run-deployment",
@@ -146,7 +142,9 @@ async def test_round_trip_every_trigger_and_action_then_zero_writes(
     assert {name: a["updated"] for name, a in after.items()} == updated_before
 
 
-async def test_update_applies_exactly_the_diff(world: dict[str, Any], automations_dir: Path) -> None:
+async def test_update_applies_exactly_the_diff(
+    world: dict[str, Any], automations_dir: Path
+) -> None:
     await sync(automations_dir, api_url=world["api_url"], environ=world["env"])
     before = await server_automations(world["api_url"])
     spec = automations_dir / "all.yaml"
@@ -178,13 +176,11 @@ async def test_secret_change_is_shown_masked(world: dict[str, Any], automations_
     )
     (block,) = [s for s in outcome.plan.steps if s.kind == "block"]
     assert block.verb == Verb.UPDATE
-    assert [(c.path, c.old, c.new) for c in block.changes] == [
-        ("data.url", "********", "********")
-    ]
+    assert [(c.path, c.old, c.new) for c in block.changes] == [("data.url", "********", "********")]
     assert outcome.writes == 0
-    console = Console(file=io.StringIO(), width=200)
-    print_plan(console, outcome.plan, world["api_url"])
-    shown = console.file.getvalue() + json.dumps(outcome_json(outcome, "x"), default=str)
+    buffer = io.StringIO()
+    print_plan(Console(file=buffer, width=200), outcome.plan, world["api_url"])
+    shown = buffer.getvalue() + json.dumps(outcome_json(outcome, "x"), default=str)
     assert "data.url: (secret changed)" in shown
     assert secret not in shown + repr(outcome.plan)
 
@@ -242,7 +238,8 @@ async def test_unowned_clash_is_refused_and_left_alone(api_url: str, automations
 
     outcome = await sync(automations_dir, api_url=api_url, environ={})
     (conflict,) = outcome.plan.conflicts
-    assert conflict.name == "shared-name" and str(conflict.server_id) == theirs
+    assert conflict.name == "shared-name"
+    assert str(conflict.server_id) == theirs
     assert OWNER_TAG in conflict.note
     assert outcome.writes == 0, "a conflict stops the whole apply"
     assert await server_automations(api_url) == {"shared-name": before}
@@ -282,10 +279,13 @@ async def test_unknown_names_fail_before_any_write(
     assert await server_automations(api_url) == {}
 
 
-async def test_check_mode_reports_drift_without_writing(api_url: str, automations_dir: Path) -> None:
+async def test_check_mode_reports_drift_without_writing(
+    api_url: str, automations_dir: Path
+) -> None:
     (automations_dir / "a.yaml").write_text(simple("checked"))
     drift = await sync(automations_dir, api_url=api_url, environ={}, mode=Mode.CHECK)
-    assert not drift.plan.in_sync and drift.writes == 0
+    assert not drift.plan.in_sync
+    assert drift.writes == 0
     await sync(automations_dir, api_url=api_url, environ={})
     clean = await sync(automations_dir, api_url=api_url, environ={}, mode=Mode.CHECK)
     assert clean.plan.in_sync

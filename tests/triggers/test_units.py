@@ -7,7 +7,15 @@ from triggers.units import format_duration, parse_duration
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("90s", 90), ("10m", 600), ("1h30m", 5400), ("2 hours", 7200), ("30d", 2592000), ("1w", 604800), ("45", 45)],
+    [
+        ("90s", 90),
+        ("10m", 600),
+        ("1h30m", 5400),
+        ("2 hours", 7200),
+        ("30d", 2592000),
+        ("1w", 604800),
+        ("45", 45),
+    ],
 )
 def test_unit_forms(text: str, seconds: float) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)

@@ -1,0 +1,77 @@
+"""The local stack: server up, automations synced, Slack printed, all stopped again."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from flows.localserver import free_port
+from flows.slackconsole import message_text
+from flows.stack import Stack
+
+
+def test_message_text_reads_block_kit() -> None:
+    text = message_text(
+        {
+            "text": "fallback",
+            "blocks": [
+                {"type": "section", "text": {"type": "mrkdwn", "text": "*hello*"}},
+                {
+                    "type": "actions",
+                    "elements": [
+                        {"type": "button", "text": {"type": "plain_text", "text": "Open"}, "url": "u"}
+                    ],
+                },
+            ],
+        }
+    )
+    assert text == "fallback\n*hello*\n[Open] u"
+
+
+def test_stack_syncs_and_prints_slack_messages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SLACK_WEBHOOK_URL", raising=False)
+    printed: list[str] = []
+    stack = Stack(tmp_path / "state", port=free_port(), say=printed.append)
+    try:
+        outcome = stack.start()
+        assert outcome.error is None and not outcome.plan.conflicts
+        assert stack.server is not None and stack.slack is not None
+        api = stack.server.api_url
+        names = {a["name"] for a in httpx.post(f"{api}/automations/filter", json={}).json()}
+        assert "janitor-notify-crashed-runs" in names
+        assert (tmp_path / "state" / "prefect.db").exists(), "SQLite in the project-local folder"
+
+        run_id = uuid.uuid4()
+        event = {
+            "id": str(uuid.uuid4()),
+            "occurred": datetime.now(UTC).isoformat(),
+            "event": "prefect.flow-run.Crashed",
+            "resource": {
+                "prefect.resource.id": f"prefect.flow-run.{run_id}",
+                "prefect.resource.name": "tidy-<otter>",
+                "prefect.state-message": "exit code 137",
+            },
+            "related": [],
+            "payload": {},
+        }
+        # Automations reach the triggers service a moment after they are created.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not stack.slack.received:
+            httpx.post(f"{api}/events", json=[event]).raise_for_status()
+            time.sleep(2)
+        assert stack.slack.received, "the crashed-run automation posted nothing"
+        message = stack.slack.received[0]
+        assert message["text"] == "Flow run tidy-<otter> crashed"
+        assert "tidy-&lt;otter&gt;" in message["blocks"][0]["text"]["text"]
+        assert any("[slack] Flow run tidy-<otter> crashed" in line for line in printed)
+    finally:
+        stack.stop()
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{api}/health", timeout=2)
