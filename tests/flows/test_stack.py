@@ -24,7 +24,11 @@ def test_message_text_reads_block_kit() -> None:
                 {
                     "type": "actions",
                     "elements": [
-                        {"type": "button", "text": {"type": "plain_text", "text": "Open"}, "url": "u"}
+                        {
+                            "type": "button",
+                            "text": {"type": "plain_text", "text": "Open"},
+                            "url": "u",
+                        }
                     ],
                 },
             ],
@@ -41,8 +45,10 @@ def test_stack_syncs_and_prints_slack_messages(
     stack = Stack(tmp_path / "state", port=free_port(), say=printed.append)
     try:
         outcome = stack.start()
-        assert outcome.error is None and not outcome.plan.conflicts
-        assert stack.server is not None and stack.slack is not None
+        assert outcome.error is None
+        assert not outcome.plan.conflicts
+        assert stack.server is not None
+        assert stack.slack is not None
         api = stack.server.api_url
         names = {a["name"] for a in httpx.post(f"{api}/automations/filter", json={}).json()}
         assert "janitor-notify-crashed-runs" in names

@@ -296,3 +296,24 @@ async def test_only_limits_the_scope(api_url: str, automations_dir: Path) -> Non
     outcome = await sync(automations_dir, api_url=api_url, environ={}, only={"two"})
     assert [(s.name, s.verb) for s in outcome.plan.steps] == [("two", Verb.CREATE)]
     assert set(await server_automations(api_url)) == {"two"}
+
+
+async def test_read_requests_do_not_grow_with_the_number_of_automations(
+    api_url: str, deployment: str, automations_dir: Path
+) -> None:
+    def bundle(count: int) -> str:
+        return "---\n".join(
+            f"name: many-{i}\ntrigger: {{expect: a.b}}\n"
+            "actions: [{type: run-deployment, deployment: janitor-test/nightly}]\n"
+            for i in range(count)
+        )
+
+    (automations_dir / "a.yaml").write_text(bundle(1))
+    await sync(automations_dir, api_url=api_url, environ={})
+    one = await sync(automations_dir, api_url=api_url, environ={})
+    (automations_dir / "a.yaml").write_text(bundle(15))
+    await sync(automations_dir, api_url=api_url, environ={})
+    many = await sync(automations_dir, api_url=api_url, environ={})
+    assert many.plan.in_sync
+    assert many.writes == 0
+    assert many.reads == one.reads, (one.requests, many.requests)
