@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(highlight=False)
     stack = Stack(args.home, args.port, say=lambda text: console.print(text, markup=False))
     stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
     try:
         outcome = stack.start(args.path)
         assert stack.server is not None
@@ -40,9 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[bold green]Ready.[/] Prefect UI: {stack.server.ui_url}")
         console.print(f"  export PREFECT_API_URL={stack.server.api_url}")
         console.print("  Ctrl-C stops the stack.")
-        stopping.wait()
-    except KeyboardInterrupt:
-        pass
+        while not stopping.wait(0.5):
+            pass
     except SpecError as exc:
         print_problems(console, exc.problems)
         return 1
