@@ -98,11 +98,15 @@ class LocalServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
+                self._signal(self._process, signal.SIGKILL)  # its services, if any remain
                 raise ServerFailedToStart(
                     f"prefect server exited with {self._process.returncode}:\n{self.log_tail()}"
                 )
             try:
-                if httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200:
+                # trust_env=False: a proxy from the environment must not stand
+                # between us and a server on loopback.
+                health = httpx.get(f"{self.api_url}/health", timeout=2, trust_env=False)
+                if health.status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass

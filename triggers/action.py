@@ -8,7 +8,6 @@ resolves names to ids before compiling to Prefect's own action models.
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Annotated, Any, ClassVar, Literal, Protocol
 from uuid import UUID
@@ -18,7 +17,7 @@ from prefect.events import actions as prefect_actions
 from pydantic import Field, model_validator
 
 from triggers.base import SpecModel
-from triggers.template import TemplateRef, TemplateText, text_of
+from triggers.template import Payload, TemplateRef, TemplateText, json_payload_template, text_of
 from triggers.units import Duration
 
 
@@ -336,7 +335,7 @@ class CallWebhookSpec(_BlockTarget):
     """Calls a Webhook block with a templated payload (e.g. Slack Block Kit JSON)."""
 
     type: Literal["call-webhook"] = Field(description="The action variant.")
-    payload: TemplateText | dict[str, Any] = Field(
+    payload: Payload = Field(
         "",
         description="Body sent to the webhook: a Jinja string, a mapping (sent as JSON), "
         "or {template: templates/NAME.json.j2}.",
@@ -345,7 +344,7 @@ class CallWebhookSpec(_BlockTarget):
     @property
     def payload_text(self) -> str:
         if isinstance(self.payload, dict):
-            return json.dumps(self.payload, indent=2)
+            return json_payload_template(self.payload)
         return text_of(self.payload)
 
     def compile(self, resolver: Resolver, where: Where) -> prefect_actions.Action:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from prefect.events.schemas.automations import AutomationCore
-from pydantic import Discriminator, Field, Tag
+from pydantic import Discriminator, Field, Tag, field_validator
 
 from triggers.action import ActionSpec, Resolver
 from triggers.base import SpecModel
@@ -39,9 +39,22 @@ class AutomationSpec(SpecModel):
     actions_on_resolve: list[ActionSpec] = Field(
         default_factory=list, description="What to do when the automation resolves."
     )
-    owner_resource: str | None = Field(
-        None, description="Resource that owns the automation, e.g. prefect.deployment.<id>."
+    owner_resource: None = Field(
+        None,
+        description="Accepted only as null, for YAML exported by the Prefect CLI: the server "
+        "never returns it and cannot update it, so sync could not keep it in step. "
+        f"Ownership is the {OWNER_TAG} tag.",
     )
+
+    @field_validator("owner_resource", mode="before")
+    @classmethod
+    def _no_owner_resource(cls, value: object) -> None:
+        if value is not None:
+            raise ValueError(
+                "owner_resource cannot be kept in sync (the server neither returns nor "
+                f"updates it); remove it, sync marks ownership with the {OWNER_TAG} tag"
+            )
+        return
 
     def compile(self, resolver: Resolver) -> AutomationCore:
         """Prefect's own model, ready for the API; raises nothing for unknown names
@@ -59,7 +72,6 @@ class AutomationSpec(SpecModel):
             enabled=self.enabled,
             tags=sorted({*self.tags, OWNER_TAG}),
             trigger=self.trigger.compile(),
-            owner_resource=self.owner_resource,
             **compiled,
         )
 

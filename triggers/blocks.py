@@ -52,14 +52,14 @@ def validate_block_data(spec: BlockSpec) -> list[tuple[tuple[str | int, ...], st
             "install the collection that provides it (e.g. pip install prefect-slack); "
             "known types: " + ", ".join(known_types())
         )
-        return [((), f"unknown block type {spec.type!r}", hint)]
+        return [(("type",), f"unknown block type {spec.type!r}", hint)]
     allowed = set(cls.model_fields) - {"block_type_slug"}
     problems: list[tuple[tuple[str | int, ...], str, str]] = []
     for key in spec.data:
         if key not in allowed:
             problems.append(
                 (
-                    (key,),
+                    ("data", key),
                     f"unknown field {key!r} for block type {spec.type}",
                     did_you_mean(key, allowed) or "allowed: " + ", ".join(sorted(allowed)),
                 )
@@ -70,9 +70,26 @@ def validate_block_data(spec: BlockSpec) -> list[tuple[tuple[str | int, ...], st
         cls.model_validate(spec.data)
     except ValidationError as exc:
         for item in exc.errors(include_url=False):
+            # The message never echoes the value: block data is where secrets live.
             loc = tuple(part for part in item["loc"] if part in spec.data or isinstance(part, int))
-            problems.append((loc, f"data.{'.'.join(map(str, item['loc']))}: {item['msg']}", ""))
+            where = ".".join(map(str, item["loc"]))
+            problems.append((("data", *loc), f"data.{where}: {item['msg']}", ""))
     return problems
+
+
+def block_kind_error(slug: str, *, webhook: bool) -> str | None:
+    """Why a block of this type cannot serve the action, or None (also for unknown types)."""
+    from prefect.blocks.abstract import NotificationBlock
+    from prefect.blocks.webhook import Webhook
+
+    cls = block_class(slug)
+    if cls is None:
+        return None
+    if webhook and not issubclass(cls, Webhook):
+        return f"call-webhook needs a webhook block, but {slug!r} is not one"
+    if not webhook and not issubclass(cls, NotificationBlock):
+        return f"send-notification needs a notification block, but {slug!r} is not one"
+    return None
 
 
 def desired_data(spec: BlockSpec) -> dict[str, Any]:

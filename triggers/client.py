@@ -93,14 +93,27 @@ class Api:
             ) from exc
         except httpx.HTTPError as exc:
             raise ServerUnreachable(
-                f"the Prefect API at {self.url} did not answer {method} {path}: {exc!r}",
+                f"the Prefect API at {self.url} did not answer {method} {path}: "
+                f"{type(exc).__name__}",
                 "check the server's health (curl $PREFECT_API_URL/health) and retry",
             ) from exc
+        except ValueError as exc:  # a non-API answer while fetching the CSRF token
+            raise self._not_an_api(method, path) from exc
         if response.status_code >= 400:
             raise self._translate(response, method, path)
         if response.status_code == 204 or not response.content:
             return None
-        return response.json()
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise self._not_an_api(method, path) from exc
+
+    def _not_an_api(self, method: str, path: str) -> SyncError:
+        return ServerUnreachable(
+            f"{self.url} did not answer {method} {path} like a Prefect API",
+            "PREFECT_API_URL must be the server's API URL, ending in /api "
+            "(e.g. http://127.0.0.1:4200/api)",
+        )
 
     async def pages(self, path: str, body: dict[str, Any]) -> list[Any]:
         """All items of a filter endpoint, page by page."""
@@ -108,6 +121,8 @@ class Api:
         offset = 0
         while True:
             page = await self.request("POST", path, {**body, "limit": PAGE, "offset": offset})
+            if not isinstance(page, list) or not all(isinstance(item, dict) for item in page):
+                raise self._not_an_api("POST", path)
             items.extend(page)
             if len(page) < PAGE:
                 return items
@@ -117,10 +132,15 @@ class Api:
         status = response.status_code
         detail = _detail(response)
         where = f"{method} {path}"
-        if status in (401, 403):
+        if status == 401 or (status == 403 and "auth" in detail.lower()):
             return ServerAuthError(
                 f"the Prefect API refused the credentials ({status}) on {where}",
                 "set PREFECT_API_KEY or PREFECT_API_AUTH_STRING to match the server",
+            )
+        if status == 403:
+            return ServerAuthError(
+                f"the Prefect API forbade {where} (403): {detail}",
+                "check the account's permissions, or the name the server refused",
             )
         if status == 404 and path in ("/automations/", "/automations/filter"):
             return ServerRejected(
@@ -139,18 +159,28 @@ class Api:
 
 
 def _detail(response: httpx.Response) -> str:
+    """The server's reason in one line, without echoing what was sent.
+
+    Prefect's 422 answers carry the request body and each offending input;
+    those may hold secrets (a block's webhook URL), so only locations and
+    messages are kept.
+    """
     try:
         body = response.json()
     except ValueError:
-        return response.text[:300] or response.reason_phrase
-    detail = body.get("detail", body) if isinstance(body, dict) else body
+        return response.reason_phrase or f"HTTP {response.status_code}"
+    if not isinstance(body, dict):
+        return response.reason_phrase or f"HTTP {response.status_code}"
+    detail = body.get("exception_detail", body.get("detail"))
     if isinstance(detail, list):
         parts = []
         for item in detail[:3]:
             if isinstance(item, dict):
-                loc = ".".join(str(p) for p in item.get("loc", ())[1:])
-                parts.append(f"{loc}: {item.get('msg', '')}" if loc else str(item.get("msg")))
-            else:
-                parts.append(str(item))
-        return "; ".join(parts)
-    return str(detail)[:300]
+                loc = ".".join(str(p) for p in (item.get("loc") or ())[1:])
+                message = str(item.get("msg", "")).replace("\n", " ")
+                parts.append(f"{loc}: {message}" if loc else message)
+        more = f" (+{len(detail) - 3} more)" if len(detail) > 3 else ""
+        return "; ".join(parts)[:400] + more
+    if isinstance(detail, str):
+        return detail.replace("\n", " ")[:400]
+    return str(body.get("exception_message") or response.reason_phrase)[:400]

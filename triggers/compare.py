@@ -12,8 +12,7 @@ from typing import Any
 
 from prefect.events.schemas.automations import AutomationCore
 
-_UNORDERED = {"expect", "after", "for_each", "tags"}
-_LABEL_MAPS = {"match", "match_related"}
+_UNORDERED = ("expect", "after", "for_each")
 
 
 @dataclass(frozen=True)
@@ -26,12 +25,14 @@ class Change:
 
 
 def canonical(core: AutomationCore) -> dict[str, Any]:
+    """Normalised by position, never by key name: a ``tags`` list inside
+    run-deployment parameters keeps its order, the automation's own tags do not."""
     data = core.model_dump(mode="json", include=set(AutomationCore.model_fields))
     if data.get("owner_resource") is None:
         data.pop("owner_resource", None)
-    result = _canon(data, "")
-    assert isinstance(result, dict)
-    return result
+    data["tags"] = sorted(set(data.get("tags") or []))
+    data["trigger"] = _trigger(data["trigger"])
+    return data
 
 
 def from_server(raw: dict[str, Any]) -> AutomationCore:
@@ -39,26 +40,33 @@ def from_server(raw: dict[str, Any]) -> AutomationCore:
     return AutomationCore.model_validate(raw)
 
 
-def _canon(value: Any, key: str) -> Any:
-    if isinstance(value, dict):
-        if key in _LABEL_MAPS:
-            return {k: _label(v) for k, v in sorted(value.items())}
-        return {k: _canon(v, k) for k, v in sorted(value.items())}
-    if isinstance(value, list):
-        items = [_canon(item, key) for item in value]
-        if key in _UNORDERED and all(isinstance(item, str) for item in items):
-            return sorted(set(items))
-        return items
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
+def _trigger(trigger: dict[str, Any]) -> dict[str, Any]:
+    result = dict(trigger)
+    for key in _UNORDERED:
+        if isinstance(result.get(key), list):
+            result[key] = sorted(set(result[key]))
+    if isinstance(result.get("match"), dict):
+        result["match"] = _labels(result["match"])
+    related = result.get("match_related")
+    if isinstance(related, dict):
+        result["match_related"] = _labels(related)
+    elif isinstance(related, list):
+        result["match_related"] = [_labels(item) for item in related]
+    if isinstance(result.get("triggers"), list):
+        result["triggers"] = [_trigger(child) for child in result["triggers"]]
+    return result
 
 
-def _label(value: Any) -> Any:
-    if isinstance(value, list):
-        values = sorted(set(map(str, value)))
-        return values[0] if len(values) == 1 else values
-    return value
+def _labels(labels: dict[str, Any]) -> dict[str, Any]:
+    """Label values: a one-item list means the same as the plain string."""
+    normal: dict[str, Any] = {}
+    for key, value in labels.items():
+        if isinstance(value, list):
+            values = sorted(set(map(str, value)))
+            normal[key] = values[0] if len(values) == 1 else values
+        else:
+            normal[key] = value
+    return normal
 
 
 def diff(old: Any, new: Any, path: str = "") -> list[Change]:

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
+from uuid import UUID
 
-from pydantic import TypeAdapter, ValidationError
+from prefect.events.schemas.automations import AutomationCore
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from triggers import template as templates
 from triggers.action import CallWebhookSpec, RunDeploymentSpec, SendNotificationSpec
-from triggers.automation import AutomationSpec, BlockSpec, DocumentSpec
-from triggers.blocks import validate_block_data
+from triggers.automation import ACTION_LISTS, AutomationSpec, BlockSpec, DocumentSpec
+from triggers.blocks import block_kind_error, validate_block_data
 from triggers.errors import Location, Problem, SpecError
 from triggers.problems import closest, dotted, from_validation
 from triggers.source import Document, PathKey, interpolate, read_documents
@@ -92,7 +95,7 @@ def load_bundle(
         for document in documents:
             for part in _split(document, problems):
                 problems.extend(interpolate(part, env))
-                _validate(part, bundle, problems)
+                _validate(part, bundle, problems, display_root)
     if not bundle.automations and not bundle.blocks and not problems:
         problems.append(
             Problem(
@@ -102,6 +105,7 @@ def load_bundle(
             )
         )
     problems.extend(_duplicates(bundle))
+    problems.extend(_block_kinds(bundle))
     if problems:
         raise SpecError(problems)
     return bundle
@@ -140,7 +144,9 @@ def _split(document: Document, problems: list[Problem]) -> list[Document]:
     return [document]
 
 
-def _validate(document: Document, bundle: Bundle, problems: list[Problem]) -> None:
+def _validate(
+    document: Document, bundle: Bundle, problems: list[Problem], display_root: Path | None
+) -> None:
     try:
         spec = _DOCUMENT.validate_python(document.data)
     except ValidationError as exc:
@@ -149,15 +155,96 @@ def _validate(document: Document, bundle: Bundle, problems: list[Problem]) -> No
     if isinstance(spec, BlockSpec):
         found = validate_block_data(spec)
         problems.extend(
-            Problem(document.locate(("data", *path)), message, hint)
-            for path, message, hint in found
+            Problem(document.locate(path), message, hint) for path, message, hint in found
         )
         bundle.blocks.append(Declared(spec, document))
         return
     before = len(problems)
-    _check_templates(spec, document, bundle.root, problems)
+    _load_templates(spec, document, bundle.root, problems)
+    core = _compile(spec, document, problems) if len(problems) == before else None
+    if core is not None:
+        _check_templates(spec, document, bundle.root, problems, display_root)
+    if core is not None and len(problems) == before:
+        _check_server_rules(core, document, problems)
     if len(problems) == before:
         bundle.automations.append(Declared(spec, document))
+
+
+class _StandIn:
+    """Resolves every name to a stable stand-in id, to compile before a server is asked."""
+
+    def _any(self, kind: str, name: str) -> UUID:
+        return uuid.uuid5(uuid.NAMESPACE_URL, f"prefect-janitor:{kind}:{name}")
+
+    def deployment(self, name: str, where: PathKey) -> UUID:
+        return self._any("deployment", name)
+
+    def block(self, name: str, where: PathKey) -> UUID:
+        return self._any("block", name)
+
+    def automation(self, name: str, where: PathKey) -> UUID:
+        return self._any("automation", name)
+
+    def work_pool(self, name: str, where: PathKey) -> UUID:
+        return self._any("work_pool", name)
+
+    def work_queue(self, name: str, where: PathKey) -> UUID:
+        return self._any("work_queue", name)
+
+
+def _compile(
+    spec: AutomationSpec, document: Document, problems: list[Problem]
+) -> AutomationCore | None:
+    """Compile to Prefect's client model; its own rules (e.g. Proactive ``within``) apply."""
+    try:
+        spec.trigger.compile()
+    except ValidationError as exc:
+        problems.extend(from_validation(exc, document, prefix=("trigger",)))
+        return None
+    try:
+        return spec.compile(_StandIn())
+    except ValidationError as exc:
+        problems.extend(from_validation(exc, document))
+    except ValueError as exc:
+        problems.append(Problem(document.location, str(exc)))
+    return None
+
+
+def _check_server_rules(core: AutomationCore, document: Document, problems: list[Problem]) -> None:
+    """Validate with the server's own models, which check more than the client's.
+
+    For example a run-deployment action that would re-trigger its own
+    automation is refused only by the server; finding it here keeps a plan from
+    promising a create that fails halfway through an apply.
+    """
+    from prefect.server.events.schemas.automations import AutomationCore as ServerAutomation
+
+    data = core.model_dump(mode="json")
+    for field_name in ACTION_LISTS:
+        for index, action in enumerate(data[field_name]):
+            model = _server_action(action["type"])
+            try:
+                model.model_validate(action)
+            except ValidationError as exc:
+                problems.extend(from_validation(exc, document, prefix=(field_name, index)))
+    try:
+        ServerAutomation.model_validate(data)
+    except ValidationError as exc:
+        for item in exc.errors(include_url=False):
+            if not item["loc"]:
+                message = item["msg"].removeprefix("Value error, ")
+                problems.append(Problem(document.location, f"the server would refuse: {message}"))
+
+
+def _server_action(action_type: str) -> type[BaseModel]:
+    from typing import get_args
+
+    from prefect.server.events.actions import ServerActionTypes
+
+    by_type = {
+        get_args(cls.model_fields["type"].annotation)[0]: cls for cls in get_args(ServerActionTypes)
+    }
+    return by_type[action_type]
 
 
 def _duplicates(bundle: Bundle) -> list[Problem]:
@@ -180,10 +267,68 @@ def _duplicates(bundle: Bundle) -> list[Problem]:
     return problems
 
 
-def _check_templates(
+def _load_templates(
     spec: AutomationSpec, document: Document, root: Path, problems: list[Problem]
 ) -> None:
-    """Load template files and render every Jinja string against a sample event."""
+    for (field_name, index), action in spec.all_actions():
+        if not isinstance(action, SendNotificationSpec | CallWebhookSpec):
+            continue
+        for attribute, value, _ in action.templates():
+            if not isinstance(value, TemplateRef):
+                continue
+            path = (field_name, index, attribute)
+            try:
+                value.load(root)
+            except (OSError, ValueError) as exc:
+                available = [
+                    str(p.relative_to(root)) for p in root.glob("templates/*") if p.is_file()
+                ]
+                near = closest(value.template, available)
+                problems.append(
+                    Problem(
+                        document.locate((*path, "template")),
+                        f"{dotted(path)}: cannot read template {value.template}: "
+                        f"{getattr(exc, 'strerror', None) or exc}",
+                        f"did you mean {' or '.join(near)}?" if near else "check the path",
+                    )
+                )
+
+
+def _block_kinds(bundle: Bundle) -> list[Problem]:
+    """call-webhook needs a Webhook block, send-notification a notification block.
+
+    The server only finds out when the action runs ("not a webhook block"),
+    long after sync reported success.
+    """
+    problems: list[Problem] = []
+    for declared in bundle.automations:
+        for (field_name, index), action in declared.spec.all_actions():
+            if not isinstance(action, CallWebhookSpec | SendNotificationSpec):
+                continue
+            if action.block is None:
+                continue
+            slug = action.block.split("/", 1)[0]
+            error = block_kind_error(slug, webhook=isinstance(action, CallWebhookSpec))
+            if error:
+                problems.append(
+                    Problem(
+                        declared.locate((field_name, index, "block")),
+                        f"{field_name}[{index}].block: {error}",
+                        "call-webhook takes webhook/NAME; send-notification takes a "
+                        "notification block such as slack-webhook/NAME",
+                    )
+                )
+    return problems
+
+
+def _check_templates(
+    spec: AutomationSpec,
+    document: Document,
+    root: Path,
+    problems: list[Problem],
+    display_root: Path | None = None,
+) -> None:
+    """Render every Jinja string as the server would, against sample events."""
     automation_context = {
         "name": spec.name,
         "description": spec.description,
@@ -198,7 +343,11 @@ def _check_templates(
             for key, text in _strings(action.parameters or {}, ("parameters",)):
                 error = templates.syntax_error(text) if "{" in text else None
                 if error:
-                    problems.append(Problem(document.locate((*where, *key)), error))
+                    problems.append(
+                        Problem(
+                            document.locate((*where, *key)), f"{dotted((*where, *key))}: {error}"
+                        )
+                    )
             continue
         if not isinstance(action, SendNotificationSpec | CallWebhookSpec):
             continue
@@ -209,22 +358,6 @@ def _check_templates(
             name = ""
             if isinstance(value, TemplateRef):
                 name = value.template
-                try:
-                    value.load(root)
-                except (OSError, ValueError) as exc:
-                    available = [
-                        str(p.relative_to(root)) for p in root.glob("templates/*") if p.is_file()
-                    ]
-                    hint = ", ".join(closest(name, available)) or "check the path"
-                    problems.append(
-                        Problem(
-                            document.locate((*path, "template")),
-                            f"{dotted(path)}: cannot read template {name}: "
-                            f"{getattr(exc, 'strerror', None) or exc}",
-                            f"did you mean {hint}?" if "," not in hint else hint,
-                        )
-                    )
-                    continue
                 as_json = as_json or templates.looks_like_json(value.source, name)
             source = value.source if isinstance(value, TemplateRef) else str(value)
             template_file = root / name if name else None
@@ -236,16 +369,8 @@ def _check_templates(
                 spec,
                 automation_context,
                 problems,
-                _display_path(template_file, document.file, root) if template_file else None,
+                _display(template_file, display_root) if template_file else None,
             )
-
-
-def _display_path(template_file: Path, spec_file: Path, root: Path) -> Path:
-    # Show the template beside the spec file the way the user sees it.
-    try:
-        return spec_file.parent / template_file.relative_to(root)
-    except ValueError:
-        return template_file
 
 
 def _check_one(
@@ -265,15 +390,25 @@ def _check_one(
         suffix = f" (used at {used_at})" if shown_file else ""
         problems.append(Problem(location, error + suffix, "fix the Jinja syntax"))
         return
-    for event in _sample_events(spec, template_file):
+    try:
+        events = _sample_events(spec, template_file)
+    except ValueError as exc:
+        problems.append(Problem(Location(shown_file or used_at.file), f"bad sample events: {exc}"))
+        return
+    plain = len(events)
+    if as_json:
+        events += [templates.hostile(event) for event in events]
+    for number, event in enumerate(events):
+        which = f"sample event {event['event']!r}" + (
+            " with quotes, backslashes and newlines in its values" if number >= plain else ""
+        )
         try:
             rendered = templates.render(source, templates.context_for(event, automation_context))
         except ValueError as exc:
             problems.append(
                 Problem(
                     Location(shown_file) if shown_file else used_at,
-                    f"{exc} for sample event {event['event']!r}"
-                    + (f" (used at {used_at})" if shown_file else ""),
+                    f"{exc} for {which}" + (f" (used at {used_at})" if shown_file else ""),
                     "guard optional values, e.g. {{ event.payload.x | default('') }}",
                 )
             )
@@ -284,8 +419,7 @@ def _check_one(
                 problems.append(
                     Problem(
                         Location(shown_file) if shown_file else used_at,
-                        f"{error} for sample event {event['event']!r}"
-                        + (f" (used at {used_at})" if shown_file else ""),
+                        f"{error} for {which}" + (f" (used at {used_at})" if shown_file else ""),
                         "put strings through `| tojson` instead of quoting them by hand",
                     )
                 )
@@ -307,7 +441,10 @@ def _sample_events(spec: AutomationSpec, template_file: Path | None) -> list[dic
         stem = template_file.name.removesuffix(".j2").removesuffix(".json")
         sample = template_file.with_name(f"{stem}.sample.json")
         if sample.is_file():
-            loaded = json.loads(sample.read_text(encoding="utf-8"))
+            try:
+                loaded = json.loads(sample.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"{sample.name} is not readable JSON: {exc}") from exc
             events = loaded if isinstance(loaded, list) else [loaded]
             return [templates.sample_event_from(item) for item in events]
     event_name, resource_id = _first_expected(spec.trigger)

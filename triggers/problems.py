@@ -62,15 +62,25 @@ def _field_vocabulary() -> frozenset[str]:
     return frozenset(names)
 
 
-def from_validation(error: ValidationError, document: Document) -> list[Problem]:
-    """One problem per distinct place, with the line the value sits on."""
+def from_validation(
+    error: ValidationError, document: Document, prefix: PathKey = ()
+) -> list[Problem]:
+    """One problem per distinct place, with the line the value sits on.
+
+    ``prefix`` places errors of a sub-model (a compiled trigger or action)
+    under the part of the document it came from.
+    """
     problems: dict[PathKey, Problem] = {}
     for item in error.errors(include_url=False):
-        loc = tuple(item["loc"])
+        loc = (*prefix, *item["loc"])
         path = document.walk(loc)
         kind = item["type"]
         ctx = item.get("ctx") or {}
-        message, hint = _describe(kind, item["msg"], loc, path, ctx, item.get("input"))
+        # Values from the environment may be secrets: describe, never echo them.
+        shown_input = (
+            "(from the environment)" if document.from_environment(path) else item.get("input")
+        )
+        message, hint = _describe(kind, item["msg"], loc, path, ctx, shown_input)
         where = dotted(path)
         text = f"{where}: {message}" if where else message
         if path not in problems:
@@ -95,7 +105,7 @@ def _describe(
         return f"missing required field {last!r}", f"add `{last}: ...`"
     if kind == "unknown_trigger_type":
         tag = value.get("type") if isinstance(value, dict) else value
-        hint = did_you_mean(str(tag), {"event", "compound", "sequence", "metric"})
+        hint = did_you_mean(str(tag), {"event", "compound", "sequence"})
         return f"unknown trigger type {tag!r}", hint or "use event, compound or sequence"
     if kind == "unknown_document_kind":
         tag = value.get("kind") if isinstance(value, dict) else value
@@ -112,7 +122,7 @@ def _describe(
     if kind == "string_pattern_mismatch" and isinstance(value, str):
         field = str(path[-1]) if path else ""
         return f"{value!r} is not in the expected form", _pattern_hint(field)
-    shown = repr(value)
+    shown = value if value == "(from the environment)" else repr(value)
     if len(shown) > 60:
         shown = shown[:57] + "..."
     got = f" (got {shown})" if not isinstance(value, dict | list) else ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from typing import Any
 
@@ -47,10 +48,35 @@ def print_plan(console: Console, plan: Plan, target: str) -> None:
 
 
 def _change(change: Change) -> str:
+    if (
+        isinstance(change.old, str)
+        and isinstance(change.new, str)
+        and ("\n" in change.old + change.new or max(len(change.old), len(change.new)) > 70)
+    ):
+        return _text_diff(change)
     old, new = _value(change.old), _value(change.new)
     if old == new == "********":
         return f"[yellow]{escape(change.path)}[/]: [dim](secret changed)[/]"
     return f"[yellow]{escape(change.path)}[/]: [red]{escape(old)}[/] → [green]{escape(new)}[/]"
+
+
+def _text_diff(change: Change) -> str:
+    """Long or multi-line strings (payload templates) as a unified diff of their lines."""
+    lines = list(
+        difflib.unified_diff(
+            str(change.old).splitlines(), str(change.new).splitlines(), lineterm="", n=1
+        )
+    )[2:]
+    shown = lines[:20] + ([f"... {len(lines) - 20} more lines"] if len(lines) > 20 else [])
+    styled = [
+        f"[green]{escape(line)}[/]"
+        if line.startswith("+")
+        else f"[red]{escape(line)}[/]"
+        if line.startswith("-")
+        else f"[dim]{escape(line)}[/]"
+        for line in shown
+    ]
+    return f"[yellow]{escape(change.path)}[/]:\n        " + "\n        ".join(styled)
 
 
 def summary(plan: Plan) -> str:
@@ -92,7 +118,9 @@ def print_outcome(console: Console, outcome: Outcome) -> None:
     for step in outcome.applied:
         counts[step.verb] = counts.get(step.verb, 0) + 1
     if not outcome.applied:
-        console.print(f"[bold green]In sync:[/] nothing to do. ({stats})")
+        orphans = plan.count(Verb.ORPHAN)
+        note = f"; {orphans} orphaned (sync --prune deletes them)" if orphans else ""
+        console.print(f"[bold green]In sync:[/] nothing to do{note}. ({stats})")
         return
     done = ", ".join(f"{n} {verb}d" for verb, n in counts.items())
     console.print(f"[bold green]Applied:[/] {done}. ({stats})")

@@ -50,7 +50,9 @@ class ServerState:
         if kind == "block":
             return {name: block.id for name, block in self.blocks.items()}
         if kind == "automation":
-            return {a["name"]: UUID(a["id"]) for a in self.automations}
+            # With duplicate names on the server, prefer the one sync owns.
+            ranked = sorted(self.automations, key=lambda a: OWNER_TAG in a.get("tags", []))
+            return {a["name"]: UUID(a["id"]) for a in ranked}
         return {
             "deployment": self.deployments,
             "work_pool": self.work_pools,
@@ -206,13 +208,18 @@ class Resolver:
         if found is not None:
             return found
         word, command = _KIND_WORDS[kind]
-        candidates = self._state.known.get(kind, [])
+        candidates = {
+            *self._state.known.get(kind, []),
+            *self._state.ids(kind),
+            *self._pending.get(kind, {}),
+        }
         near = closest(name, candidates)
-        hint = (
-            "closest existing: " + ", ".join(near)
-            if near
-            else (f"none exist yet; create it first (see `{command}`)")
-        )
+        if near:
+            hint = "closest existing: " + ", ".join(near)
+        elif candidates:
+            hint = f"no close match among {len(candidates)}; see `{command}`"
+        else:
+            hint = f"none exist yet; create it first (see `{command}`)"
         self._problems.append(
             Problem(
                 self._declared.locate(where),

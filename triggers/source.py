@@ -33,6 +33,15 @@ class Document:
     file: Path
     lines: dict[PathKey, int] = field(default_factory=dict)
     base: PathKey = ()
+    interpolated: set[PathKey] = field(default_factory=set)
+    """Paths whose value came from the environment: never echoed in messages."""
+
+    def from_environment(self, path: PathKey) -> bool:
+        return (
+            any(p[: len(path)] == path or path[: len(p)] == p for p in self.interpolated)
+            if path
+            else bool(self.interpolated)
+        )
 
     @property
     def location(self) -> Location:
@@ -61,7 +70,7 @@ class Document:
 
     def child(self, key: str | int) -> Document:
         """The sub-document at ``key``, sharing this one's line map."""
-        return Document(self.data[key], self.file, self.lines, (*self.base, key))
+        return Document(self.data[key], self.file, self.lines, (*self.base, key), self.interpolated)
 
 
 def _indexes(node: Any, part: str | int) -> bool:
@@ -88,7 +97,7 @@ def read_documents(file: Path, display: Path | None = None) -> Iterator[Document
             if node is None:
                 continue
             lines: dict[PathKey, int] = {}
-            data = _build(loader, node, (), lines, shown)
+            data = _build(loader, node, (), lines, shown, set(), [0])
             yield Document(data, shown, lines)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -113,19 +122,60 @@ def _yaml_hint(message: str) -> str:
     return "fix the YAML syntax at this line"
 
 
+_MAX_NODES = 100_000
+
+
 def _build(
     loader: yaml.SafeLoader,
     node: yaml.Node,
     path: PathKey,
     lines: dict[PathKey, int],
     file: Path,
+    active: set[int],
+    count: list[int],
 ) -> Any:
-    lines[path] = node.start_mark.line + 1
+    lines.setdefault(path, node.start_mark.line + 1)
+    count[0] += 1
+    if id(node) in active or count[0] > _MAX_NODES:
+        raise SpecError(
+            [
+                Problem(
+                    Location(file, node.start_mark.line + 1),
+                    "recursive or exploding YAML aliases"
+                    if id(node) in active
+                    else f"document larger than {_MAX_NODES} values",
+                    "expand the alias by hand",
+                )
+            ]
+        )
+    if not isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+        return loader.construct_object(node, deep=True)
+    active.add(id(node))
+    try:
+        return _build_collection(loader, node, path, lines, file, active, count)
+    finally:
+        active.discard(id(node))
+
+
+def _build_collection(
+    loader: yaml.SafeLoader,
+    node: yaml.MappingNode | yaml.SequenceNode,
+    path: PathKey,
+    lines: dict[PathKey, int],
+    file: Path,
+    active: set[int],
+    count: list[int],
+) -> Any:
     if isinstance(node, yaml.MappingNode):
+        explicit = sum(1 for key, _ in node.value if key.tag != "tag:yaml.org,2002:merge")
         loader.flatten_mapping(node)
+        merged = len(node.value) - explicit
         result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
+        explicit_keys: set[Any] = set()
+        for position, (key_node, value_node) in enumerate(node.value):
             key = loader.construct_object(key_node, deep=True)
+            if isinstance(key_node, yaml.ScalarNode) and not isinstance(key, str):
+                key = key_node.value  # `on:` stays "on", not True
             if not isinstance(key, str | int | bool | float) or key is None:
                 raise SpecError(
                     [
@@ -136,7 +186,7 @@ def _build(
                         )
                     ]
                 )
-            if key in result:
+            if position >= merged and key in explicit_keys:
                 raise SpecError(
                     [
                         Problem(
@@ -146,16 +196,16 @@ def _build(
                         )
                     ]
                 )
-            child = (*path, str(key) if not isinstance(key, str) else key)
-            result[child[-1]] = _build(loader, value_node, child, lines, file)
+            if position >= merged:
+                explicit_keys.add(key)
+            child = (*path, str(key))
+            result[child[-1]] = _build(loader, value_node, child, lines, file, active, count)
             lines[child] = key_node.start_mark.line + 1
         return result
-    if isinstance(node, yaml.SequenceNode):
-        return [
-            _build(loader, item, (*path, index), lines, file)
-            for index, item in enumerate(node.value)
-        ]
-    return loader.construct_object(node, deep=True)
+    return [
+        _build(loader, item, (*path, index), lines, file, active, count)
+        for index, item in enumerate(node.value)
+    ]
 
 
 def interpolate(document: Document, environ: Mapping[str, str] | None = None) -> list[Problem]:
@@ -192,6 +242,20 @@ def interpolate(document: Document, environ: Mapping[str, str] | None = None) ->
             return match.group(0)
 
         parts = value.split(_ESCAPED_DOLLAR)
+        for part in parts:
+            for opening in re.finditer(r"\$\{", part):
+                if not _ENV_REFERENCE.match(part, opening.start()):
+                    problems.append(
+                        Problem(
+                            document.locate(path),
+                            f"malformed variable reference in {value!r}",
+                            "write ${NAME} or ${NAME:-default} (letters, digits, _), "
+                            "or $${ for a literal ${",
+                        )
+                    )
+                    break
+        if _ENV_REFERENCE.search(value):
+            document.interpolated.add(path)
         return "${".join(_ENV_REFERENCE.sub(replace, part) for part in parts)
 
     document.data = substitute(document.data, ())

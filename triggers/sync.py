@@ -17,11 +17,13 @@ from pathlib import Path
 from uuid import UUID
 
 import httpx
+from prefect.events.actions import DoNothing
+from prefect.events.schemas.automations import AutomationCore
 
 from triggers import blocks as block_specs
-from triggers.automation import AutomationSpec, BlockSpec
+from triggers.automation import OWNER_TAG, AutomationSpec, BlockSpec
 from triggers.client import Api
-from triggers.errors import SyncError
+from triggers.errors import ServerRejected, SpecError, SyncError
 from triggers.loader import Bundle, Declared, load_bundle
 from triggers.plan import Plan, Step, Verb, compile_all, make_plan
 from triggers.resolve import ServerState, fetch_state
@@ -75,7 +77,13 @@ async def sync(
     bundle = load_bundle(path, environ=environ, display_root=display_root)
     say(f"loaded {len(bundle.automations)} automations and {len(bundle.blocks)} blocks")
     async with Api(api_url) as api:
-        state = await fetch_state(api, bundle, only)
+        try:
+            state = await fetch_state(api, bundle, only)
+        except (KeyError, TypeError) as exc:
+            raise ServerRejected(
+                f"{api.url} answered in an unexpected shape ({type(exc).__name__}: {exc})",
+                "check that PREFECT_API_URL points at a Prefect 3 server's /api",
+            ) from exc
         plan = make_plan(bundle, state, prune=prune, only=only)
         outcome = Outcome(plan, mode)
         if mode == Mode.APPLY and not plan.conflicts:
@@ -97,54 +105,101 @@ async def _apply(
 ) -> None:
     pending: dict[str, dict[str, UUID]] = {"block": {}, "automation": {}}
     todo = [step for step in plan.steps if step.writes]
+    blocks = [step for step in todo if step.kind == "block"]
+    deletes = [step for step in todo if step.verb == Verb.DELETE]
+    writes = [step for step in todo if step.kind == "automation" and step.verb != Verb.DELETE]
+    ordered, stubbed = _creation_order(writes)
     try:
-        for step in _ordered(todo):
+        for step in blocks:
             outcome.failed = step
-            say(f"{step.verb} {step.kind} {step.name}")
-            if step.kind == "block":
-                assert step.declared is not None
-                block_id = await _save_block(api, step.declared)
-                pending["block"][step.name] = block_id
-            elif step.verb == Verb.DELETE:
-                assert step.server_id is not None
-                await api.request("DELETE", f"/automations/{step.server_id}")
+            say(f"{step.verb} block {step.name}")
+            assert step.declared is not None
+            pending["block"][step.name] = await _save_block(api, step.declared)
+            outcome.applied.append(step)
+        for step in stubbed:
+            # Automations that refer to each other (or to themselves) cannot be
+            # created in any order; each is first created disabled with no
+            # actions, so that every id exists before the full bodies are written.
+            outcome.failed = step
+            say(f"create automation {step.name} (placeholder until its references exist)")
+            step.server_id = await _create(api, _stub(bundle, step.name))
+            pending["automation"][step.name] = step.server_id
+        for step in ordered:
+            outcome.failed = step
+            say(f"{step.verb} automation {step.name}")
+            desired = compile_all(bundle, state, pending, {step.name})[step.name]
+            if step.verb == Verb.CREATE and step not in stubbed:
+                step.server_id = await _create(api, desired)
+                pending["automation"][step.name] = step.server_id
             else:
-                assert step.declared is not None
-                desired = compile_all(bundle, state, pending, {step.name})[step.name]
                 body = desired.model_dump(mode="json")
-                if step.verb == Verb.CREATE:
-                    created = await api.request("POST", "/automations/", body)
-                    step.server_id = UUID(created["id"])
-                    pending["automation"][step.name] = step.server_id
-                else:
-                    # The server's AutomationUpdate forbids owner_resource; the
-                    # owning relation is only set when an automation is created.
-                    body.pop("owner_resource", None)
-                    await api.request("PUT", f"/automations/{step.server_id}", body)
+                # The server's AutomationUpdate forbids owner_resource.
+                body.pop("owner_resource", None)
+                await api.request("PUT", f"/automations/{step.server_id}", body)
+            outcome.applied.append(step)
+        for step in deletes:
+            outcome.failed = step
+            say(f"delete automation {step.name}")
+            await api.request("DELETE", f"/automations/{step.server_id}")
             outcome.applied.append(step)
         outcome.failed = None
     except SyncError as exc:
         outcome.error = exc
+    except SpecError as exc:  # a name vanished from the server between plan and apply
+        outcome.error = SyncError(
+            "; ".join(str(p) for p in exc.problems), "re-run sync; it plans again from scratch"
+        )
 
 
-def _ordered(steps: list[Step]) -> list[Step]:
-    """Blocks first, then automations others refer to, then the rest, deletes last."""
-    referenced: set[str] = set()
-    for step in steps:
-        if step.kind == "automation" and isinstance(step.declared, Declared):
-            spec = step.declared.spec
-            if isinstance(spec, AutomationSpec):
-                for _, action in spec.all_actions():
-                    referenced |= {n for kind, n in action.references() if kind == "automation"}
+async def _create(api: Api, automation: AutomationCore) -> UUID:
+    created = await api.request("POST", "/automations/", automation.model_dump(mode="json"))
+    return UUID(created["id"])
 
-    def rank(step: Step) -> tuple[int, str]:
-        if step.kind == "block":
-            return (0, step.name)
-        if step.verb == Verb.DELETE:
-            return (3, step.name)
-        return (1 if step.name in referenced else 2, step.name)
 
-    return sorted(steps, key=rank)
+def _stub(bundle: Bundle, name: str) -> AutomationCore:
+    declared = bundle.automation(name)
+    assert declared is not None
+    spec = declared.spec
+    return AutomationCore(
+        name=spec.name,
+        description=spec.description,
+        enabled=False,
+        tags=sorted({*spec.tags, OWNER_TAG}),
+        trigger=spec.trigger.compile(),
+        actions=[DoNothing()],
+    )
+
+
+def _references(step: Step) -> set[str]:
+    if step.declared is None or not isinstance(step.declared.spec, AutomationSpec):
+        return set()
+    return {
+        name
+        for _, action in step.declared.spec.all_actions()
+        for kind, name in action.references()
+        if kind == "automation"
+    }
+
+
+def _creation_order(steps: list[Step]) -> tuple[list[Step], list[Step]]:
+    """Dependencies first; what is left (cycles, self-references) needs stubs."""
+    new = {step.name for step in steps if step.verb == Verb.CREATE}
+    created: set[str] = set()
+    ordered: list[Step] = []
+    remaining = sorted(steps, key=lambda step: step.name)
+    progress = True
+    while remaining and progress:
+        progress = False
+        for step in list(remaining):
+            needs = _references(step) & new
+            if step.name in needs or not needs <= created:
+                continue
+            ordered.append(step)
+            remaining.remove(step)
+            created.add(step.name)
+            progress = True
+    stubbed = [step for step in remaining if step.verb == Verb.CREATE]
+    return ordered + remaining, stubbed
 
 
 async def _save_block(api: Api, declared: Declared[BlockSpec]) -> UUID:
@@ -154,4 +209,12 @@ async def _save_block(api: Api, declared: Declared[BlockSpec]) -> UUID:
     except httpx.HTTPStatusError as exc:
         raise api._translate(exc.response, exc.request.method, exc.request.url.path) from exc
     except httpx.HTTPError as exc:
-        raise SyncError(f"saving block {declared.spec.reference} failed: {exc!r}") from exc
+        raise SyncError(
+            f"saving block {declared.spec.reference} failed: {type(exc).__name__}",
+            "check the server's health and re-run sync",
+        ) from exc
+    except Exception as exc:  # Prefect's ObjectAlreadyExists and friends
+        raise SyncError(
+            f"saving block {declared.spec.reference} failed: {type(exc).__name__}",
+            "re-run sync; it plans again from what the server has",
+        ) from exc

@@ -14,11 +14,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID, uuid4
 
 import jinja2
-from pydantic import Field, PrivateAttr
+from pydantic import Discriminator, Field, PrivateAttr, Tag, WithJsonSchema
 
 from triggers.base import SpecModel
 
@@ -44,6 +44,10 @@ class TemplateRef(SpecModel):
     _source: str | None = PrivateAttr(default=None)
 
     @property
+    def loaded(self) -> bool:
+        return self._source is not None
+
+    @property
     def source(self) -> str:
         if self._source is None:
             raise RuntimeError(f"template {self.template} was not loaded")
@@ -57,8 +61,52 @@ class TemplateRef(SpecModel):
         self._source = path.read_text(encoding="utf-8")
 
 
-TemplateText = str | TemplateRef
+def _text_kind(value: Any) -> str:
+    # A mapping with a `template` key is always a reference, so a typo in it is
+    # an error rather than a literal JSON body.
+    if isinstance(value, TemplateRef) or (isinstance(value, dict) and "template" in value):
+        return "template"
+    return "json" if isinstance(value, dict) else "text"
+
+
+TemplateText = Annotated[
+    Annotated[str, Tag("text")] | Annotated[TemplateRef, Tag("template")],
+    Discriminator(
+        _text_kind,
+        custom_error_type="template_text",
+        custom_error_message="expected a Jinja string or {template: templates/NAME.j2}",
+    ),
+]
 """Where a Jinja string goes, either inline or ``{template: templates/NAME.j2}``."""
+
+Payload = Annotated[
+    Annotated[str, Tag("text")]
+    | Annotated[TemplateRef, Tag("template")]
+    | Annotated[dict[str, Any], Tag("json")],
+    Discriminator(
+        _text_kind,
+        custom_error_type="payload",
+        custom_error_message="expected a Jinja string, a mapping, or {template: templates/NAME.j2}",
+    ),
+    # A {template: ...} mapping is also an object, so the editor schema says anyOf.
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string"},
+                {
+                    "type": "object",
+                    "properties": {"template": {"type": "string"}},
+                    "required": ["template"],
+                    "additionalProperties": False,
+                },
+                {"type": "object", "not": {"required": ["template"]}},
+            ],
+            "description": "A Jinja string, a mapping sent as JSON (Jinja allowed in its "
+            "strings), or {template: templates/NAME.json.j2}.",
+        }
+    ),
+]
+"""A webhook body: text, a mapping sent as JSON, or a template file."""
 
 
 def text_of(value: TemplateText) -> str:
@@ -164,13 +212,74 @@ def sample_event(
     }
 
 
-def sample_event_from(item: dict[str, Any]) -> dict[str, Any]:
+def sample_event_from(item: Any) -> dict[str, Any]:
     """A sample file's event with the fields a person leaves out filled in."""
+    if not isinstance(item, dict) or not isinstance(item.get("resource", {}), dict):
+        raise ValueError("each sample must be an event object with a `resource` mapping")
     base = sample_event(
         str(item.get("event", "janitor.sample")),
         str((item.get("resource") or {}).get("prefect.resource.id", "janitor.sample")),
     )
     return {**base, **item}
+
+
+_HOSTILE = ' "quoted" \\ back\\slash\nnew line \t tab ünïcødé 🧹 <@U123> & </script>'
+
+
+def hostile(event: dict[str, Any]) -> dict[str, Any]:
+    """The same event with every name and payload string made awkward.
+
+    A JSON payload must survive quotes, backslashes, newlines and unicode in
+    whatever the event carries; a hand-quoted ``"{{ name }}"`` does not.
+    """
+
+    def spoil(value: Any) -> Any:
+        if isinstance(value, str):
+            return value + _HOSTILE
+        if isinstance(value, dict):
+            return {key: spoil(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [spoil(item) for item in value]
+        return value
+
+    resource = {
+        key: (value if key == "prefect.resource.id" else spoil(value))
+        for key, value in (event.get("resource") or {}).items()
+    }
+    resource.setdefault("prefect.resource.name", "sample" + _HOSTILE)
+    return {**event, "resource": resource, "payload": spoil(event.get("payload") or {})}
+
+
+def json_payload_template(mapping: dict[str, Any]) -> str:
+    """A mapping payload as a template whose Jinja leaves are JSON-escaped.
+
+    ``{text: "Run {{ name }}"}`` becomes a ``{% set %}`` per templated leaf and
+    ``{{ _janitor_0 | tojson }}`` in its place, so a name with a quote still
+    renders valid JSON. Mappings without Jinja stay plain JSON.
+    """
+    leaves: list[str] = []
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str) and ("{{" in value or "{%" in value):
+            leaves.append(value)
+            return f"__janitor_leaf_{len(leaves) - 1}__"
+        if isinstance(value, dict):
+            return {key: walk(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [walk(item) for item in value]
+        return value
+
+    skeleton = json.dumps(walk(mapping), indent=2, ensure_ascii=False)
+    if not leaves:
+        return skeleton
+    prelude = "".join(
+        f"{{% set _janitor_{index} %}}{leaf}{{% endset %}}" for index, leaf in enumerate(leaves)
+    )
+    for index in range(len(leaves)):
+        skeleton = skeleton.replace(
+            f'"__janitor_leaf_{index}__"', f"{{{{ _janitor_{index} | tojson }}}}"
+        )
+    return prelude + skeleton
 
 
 def context_for(event: dict[str, Any], automation: dict[str, Any]) -> dict[str, Any]:

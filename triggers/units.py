@@ -10,7 +10,7 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
 
 _UNITS = {
     "ms": 0.001,
@@ -39,6 +39,12 @@ _UNITS = {
 _PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*")
 
 
+def _non_negative(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError("a duration cannot be negative")
+    return value
+
+
 def parse_duration(value: Any) -> Any:
     """Turn ``"1h30m"`` or ``"90 minutes"`` into a timedelta; leave other input to pydantic."""
     if not isinstance(value, str):
@@ -47,7 +53,7 @@ def parse_duration(value: Any) -> Any:
     if not text or text.upper().startswith("P") or ":" in text:
         return value
     if re.fullmatch(r"\d+(?:\.\d+)?", text):
-        return timedelta(seconds=float(text))
+        text += "s"
     seconds = 0.0
     position = 0
     for match in _PART.finditer(text):
@@ -66,7 +72,10 @@ def parse_duration(value: Any) -> Any:
             f"cannot read {value!r} as a duration; write seconds (600), "
             "a unit form (10m, 1h30m, 30d) or ISO 8601 (PT10M)"
         )
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"{value!r} is too long a duration") from None
 
 
 def format_duration(value: timedelta) -> str:
@@ -88,6 +97,7 @@ def format_duration(value: timedelta) -> str:
 Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
+    AfterValidator(_non_negative),
     PlainSerializer(lambda value: value.total_seconds(), return_type=float, when_used="json"),
     WithJsonSchema(
         {

@@ -186,3 +186,11 @@ async def test_failure_midway_says_what_was_applied_and_rerun_converges(
     assert rerun.returncode == 0, rerun.stdout
     steps = {s["name"]: s["action"] for s in json.loads(rerun.stdout)["plan"]}
     assert steps == {"a-first": "unchanged", "b-second": "create"}
+
+
+def test_api_url_without_api_suffix_is_a_clean_error(api_url: str, automations_dir: Path) -> None:
+    (automations_dir / "a.yaml").write_text(simple("x"))
+    result = run("--path", str(automations_dir), api_url=api_url.removesuffix("/api"))
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "/api" in result.stdout

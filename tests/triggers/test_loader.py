@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from datetime import timedelta
 from pathlib import Path
@@ -230,3 +231,143 @@ def test_compound_require_must_fit(automations_dir: Path) -> None:
         },
     )
     assert problem.startswith("a.yaml:2: trigger: require is 3 but there are 2 triggers")
+
+
+def test_negative_and_too_short_durations(automations_dir: Path) -> None:
+    problems = problems_for(
+        automations_dir,
+        {
+            "a.yaml": "name: a\ntrigger: {expect: a, within: -5}\nactions: []\n---\n"
+            "name: b\ntrigger:\n  expect: a\n  posture: Proactive\n  within: 5s\nactions: []\n"
+        },
+    )
+    assert problems[0].startswith("a.yaml:2: trigger.within: a duration cannot be negative")
+    assert problems[1].startswith("a.yaml:6:")
+    assert "10 seconds" in problems[1]
+
+
+def test_bad_sample_file_is_a_problem(automations_dir: Path) -> None:
+    (problem,) = problems_for(
+        automations_dir,
+        {
+            "a.yaml": VALID,
+            "templates/crashed.json.j2": '{"text": {{ event.event | tojson }}}',
+            "templates/crashed.sample.json": "{not json",
+        },
+    )
+    assert "bad sample events: crashed.sample.json is not readable JSON" in problem
+
+
+def test_recursive_alias_is_a_problem(automations_dir: Path) -> None:
+    (problem,) = problems_for(
+        automations_dir, {"a.yaml": "name: x\ntrigger: &t {expect: a, z: *t}\nactions: []\n"}
+    )
+    assert problem.startswith("a.yaml:2: recursive or exploding YAML aliases")
+
+
+def test_malformed_variable_reference(automations_dir: Path) -> None:
+    (problem,) = problems_for(
+        automations_dir,
+        {"a.yaml": "kind: block\ntype: webhook\nname: h\ndata: {url: '${SLACK-URL}'}\n"},
+    )
+    assert problem.startswith("a.yaml:4: malformed variable reference")
+
+
+def test_values_from_the_environment_are_never_echoed(automations_dir: Path) -> None:
+    secret = "https://hooks.slack.com/services/T0AAAA/B0BBBB/abcdefSECRET"
+    problems = problems_for(
+        automations_dir,
+        {"a.yaml": "kind: block\ntype: webhook\nname: h\ndata: ${HOOK}\n"},
+        env={"HOOK": secret},
+    )
+    assert problems
+    assert all(secret[:30] not in p for p in problems), problems
+    assert "(from the environment)" in problems[0]
+
+
+def test_hand_quoted_strings_fail_the_awkward_sample(automations_dir: Path) -> None:
+    text = VALID.replace(
+        "    payload:\n      template: templates/crashed.json.j2\n",
+        '    payload: \'{"text": "{{ event.resource.name }}"}\'\n',
+    )
+    (problem,) = problems_for(automations_dir, {"a.yaml": text})
+    assert "with quotes, backslashes and newlines" in problem
+
+
+def test_mapping_payload_with_jinja_is_escaped(automations_dir: Path) -> None:
+    from triggers import template
+
+    text = VALID.replace(
+        "    payload:\n      template: templates/crashed.json.j2\n",
+        "    payload:\n      text: 'Run {{ event.resource.name }} crashed'\n",
+    )
+    (automations_dir / "a.yaml").write_text(text)
+    bundle = load_bundle(automations_dir, environ={})
+    ((_, action),) = list(bundle.automations[0].spec.all_actions())
+    event = template.hostile(template.sample_event("a", "b"))
+    rendered = template.render(
+        action.payload_text,  # type: ignore[union-attr]
+        template.context_for(
+            event, {"name": "n", "trigger": {"type": "event", "posture": "Reactive"}, "actions": []}
+        ),
+    )
+    assert template.json_error(rendered) is None
+    assert '"quoted"' in json.loads(rendered)["text"]
+
+
+def test_block_kind_must_fit_the_action(automations_dir: Path) -> None:
+    (problem,) = problems_for(
+        automations_dir,
+        {
+            "a.yaml": "name: x\ntrigger: {expect: a}\nactions:\n"
+            "  - {type: send-notification, block: webhook/h, body: hi}\n"
+        },
+    )
+    assert problem.startswith("a.yaml:4: actions[0].block: send-notification needs a notification")
+
+
+def test_template_mapping_with_a_typo_is_an_error(automations_dir: Path) -> None:
+    (problem,) = problems_for(
+        automations_dir,
+        {
+            "a.yaml": "name: x\ntrigger: {expect: a}\nactions:\n"
+            "  - {type: call-webhook, block: webhook/h, payload: {template: t.j2, x: 1}}\n"
+        },
+    )
+    assert "unknown field 'x'" in problem
+
+
+def test_owner_resource_is_refused_with_the_reason(automations_dir: Path) -> None:
+    (problem,) = problems_for(
+        automations_dir,
+        {
+            "a.yaml": "name: x\ntrigger: {expect: a}\nactions: []\n"
+            "owner_resource: prefect.deployment.abc\n"
+        },
+    )
+    assert problem.startswith("a.yaml:4: owner_resource: owner_resource cannot be kept in sync")
+
+
+def test_server_only_rules_are_checked_at_load(automations_dir: Path) -> None:
+    (problem,) = problems_for(
+        automations_dir,
+        {
+            "a.yaml": "name: loop\ntrigger: {expect: prefect.flow-run.*}\n"
+            "actions: [{type: run-deployment, source: inferred}]\n"
+        },
+    )
+    assert problem.startswith("a.yaml:1: the server would refuse:")
+
+
+def test_yaml_keys_keep_their_text_and_merge_keys_override(automations_dir: Path) -> None:
+    problems = problems_for(
+        automations_dir,
+        {
+            "a.yaml": "base: &b {expect: a, threshold: 1}\n"
+            "name: x\ntrigger: {<<: *b, threshold: 2}\non: yes\nactions: []\n"
+        },
+    )
+    assert [p.split(" (")[0] for p in problems] == [
+        "a.yaml:1: base: unknown field 'base'",
+        "a.yaml:4: on: unknown field 'on'",
+    ]

@@ -28,6 +28,12 @@ data:
   url: ${HOOK_URL}
   headers: {Content-Type: application/json}
 ---
+kind: block
+type: slack-webhook
+name: janitor-test-slack
+data:
+  url: https://hooks.slack.com/services/T000/B000/XXXX
+---
 name: every-action
 description: one of each action type
 tags: [team-a]
@@ -59,7 +65,7 @@ actions:
   - {type: pause-automation, automation: composite}
   - {type: resume-automation, source: inferred}
   - type: send-notification
-    block: webhook/janitor-test-hook
+    block: slack-webhook/janitor-test-slack
     subject: "Run {{ event.resource.name }}"
     body: {template: templates/body.j2}
   - type: call-webhook
@@ -114,6 +120,7 @@ async def test_round_trip_every_trigger_and_action_then_zero_writes(
     assert first.error is None
     assert [(s.kind, s.name, s.verb) for s in first.plan.steps] == [
         ("block", "webhook/janitor-test-hook", Verb.CREATE),
+        ("block", "slack-webhook/janitor-test-slack", Verb.CREATE),
         ("automation", "every-action", Verb.CREATE),
         ("automation", "composite", Verb.CREATE),
     ]
@@ -174,7 +181,7 @@ async def test_secret_change_is_shown_masked(world: dict[str, Any], automations_
     outcome = await sync(
         automations_dir, api_url=world["api_url"], environ={"HOOK_URL": secret}, mode=Mode.DRY_RUN
     )
-    (block,) = [s for s in outcome.plan.steps if s.kind == "block"]
+    (block,) = [s for s in outcome.plan.steps if s.name == "webhook/janitor-test-hook"]
     assert block.verb == Verb.UPDATE
     assert [(c.path, c.old, c.new) for c in block.changes] == [("data.url", "********", "********")]
     assert outcome.writes == 0
@@ -376,3 +383,36 @@ async def test_bad_input_names_file_and_line_and_writes_nothing(
             "/block_documents/filter", json={"block_documents": {"is_anonymous": {"eq_": False}}}
         )
     assert blocks.json() == []
+
+
+async def test_automations_referring_to_each_other_are_created_in_one_run(
+    api_url: str, automations_dir: Path
+) -> None:
+    def pauses(name: str, other: str) -> str:
+        return (
+            f"name: {name}\ntrigger: {{expect: {name}.go}}\n"
+            f"actions: [{{type: pause-automation, automation: {other}}}]\n"
+        )
+
+    # a -> b -> c is a chain, d <-> e a cycle, f pauses itself.
+    (automations_dir / "a.yaml").write_text(
+        "---\n".join(
+            [
+                pauses("a", "b"),
+                pauses("b", "c"),
+                pauses("c", "d"),
+                pauses("d", "e"),
+                pauses("e", "d"),
+                pauses("f", "f"),
+            ]
+        )
+    )
+    first = await sync(automations_dir, api_url=api_url, environ={})
+    assert first.error is None, first.error
+    stored = await server_automations(api_url)
+    for name, other in [("a", "b"), ("b", "c"), ("c", "d"), ("d", "e"), ("e", "d"), ("f", "f")]:
+        assert stored[name]["actions"][0]["automation_id"] == stored[other]["id"], name
+        assert stored[name]["enabled"] is True
+    again = await sync(automations_dir, api_url=api_url, environ={})
+    assert again.plan.in_sync
+    assert again.writes == 0
