@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,14 +92,28 @@ def api_url(server: LocalServer) -> str:
 
 def _clean(api_url: str) -> None:
     with httpx.Client(base_url=api_url, timeout=30) as client:
-        for automation in client.post("/automations/filter", json={}).json():
-            client.delete(f"/automations/{automation['id']}").raise_for_status()
-        documents = client.post(
+        for automation in _call(client, "POST", "/automations/filter", {}).json():
+            _call(client, "DELETE", f"/automations/{automation['id']}")
+        documents = _call(
+            client,
+            "POST",
             "/block_documents/filter",
-            json={"block_documents": {"is_anonymous": {"eq_": False}}},
+            {"block_documents": {"is_anonymous": {"eq_": False}}},
         ).json()
         for document in documents:
-            client.delete(f"/block_documents/{document['id']}").raise_for_status()
+            _call(client, "DELETE", f"/block_documents/{document['id']}")
+
+
+def _call(client: httpx.Client, method: str, path: str, body: object = None) -> httpx.Response:
+    """A SQLite-backed server answers 503 while its services write; wait and retry."""
+    for attempt in range(8):
+        response = client.request(method, path, json=body)
+        if response.status_code not in (429, 503):
+            break
+        time.sleep(0.25 * 2**attempt)
+    if response.status_code != 404:  # already gone is fine
+        response.raise_for_status()
+    return response
 
 
 @pytest.fixture

@@ -220,6 +220,13 @@ def _check_server_rules(core: AutomationCore, document: Document, problems: list
     from prefect.server.events.schemas.automations import AutomationCore as ServerAutomation
 
     data = core.model_dump(mode="json")
+    try:
+        ServerAutomation.model_validate(data)
+        return
+    except ValidationError as exc:
+        whole = exc
+    # The server's action union is not discriminated; validating each action
+    # with its own class turns a wall of union errors into one line per fault.
     for field_name in ACTION_LISTS:
         for index, action in enumerate(data[field_name]):
             model = _server_action(action["type"])
@@ -227,13 +234,10 @@ def _check_server_rules(core: AutomationCore, document: Document, problems: list
                 model.model_validate(action)
             except ValidationError as exc:
                 problems.extend(from_validation(exc, document, prefix=(field_name, index)))
-    try:
-        ServerAutomation.model_validate(data)
-    except ValidationError as exc:
-        for item in exc.errors(include_url=False):
-            if not item["loc"]:
-                message = item["msg"].removeprefix("Value error, ")
-                problems.append(Problem(document.location, f"the server would refuse: {message}"))
+    for item in whole.errors(include_url=False):
+        if not item["loc"]:
+            message = item["msg"].removeprefix("Value error, ")
+            problems.append(Problem(document.location, f"the server would refuse: {message}"))
 
 
 def _server_action(action_type: str) -> type[BaseModel]:

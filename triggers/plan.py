@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from prefect.events.schemas.automations import AutomationCore
+from pydantic import ValidationError
 
 from triggers import blocks as block_specs
 from triggers.automation import OWNER_TAG, AutomationSpec, BlockSpec
@@ -188,8 +189,23 @@ def _automation_step(
         )
     if current is None:
         return Step("automation", name, Verb.CREATE, declared=declared, desired=desired)
-    old = canonical(from_server(current))
     new = canonical(desired)
+    try:
+        old = canonical(from_server(current))
+    except ValidationError:
+        # A newer server may hold trigger or action types this client cannot
+        # read; writing the declaration back is the only way to a known state.
+        return Step(
+            "automation",
+            name,
+            Verb.UPDATE,
+            changes=[
+                Change("(automation)", "(a form this Prefect client cannot read)", "(declared)")
+            ],
+            server_id=UUID(current["id"]),
+            declared=declared,
+            desired=desired,
+        )
     if "owner_resource" not in current:
         old.pop("owner_resource", None)
         new.pop("owner_resource", None)

@@ -90,7 +90,7 @@ def read_documents(file: Path, display: Path | None = None) -> Iterator[Document
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError([Problem(Location(shown), f"cannot read file: {exc}")]) from exc
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         while loader.check_node():
             node = loader.get_node()
@@ -123,10 +123,11 @@ def _yaml_hint(message: str) -> str:
 
 
 _MAX_NODES = 100_000
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 3x faster
 
 
 def _build(
-    loader: yaml.SafeLoader,
+    loader: Any,
     node: yaml.Node,
     path: PathKey,
     lines: dict[PathKey, int],
@@ -158,7 +159,7 @@ def _build(
 
 
 def _build_collection(
-    loader: yaml.SafeLoader,
+    loader: Any,
     node: yaml.MappingNode | yaml.SequenceNode,
     path: PathKey,
     lines: dict[PathKey, int],

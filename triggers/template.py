@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID, uuid4
@@ -135,6 +135,7 @@ def _quiet_renderer() -> Iterator[None]:
         logger.disabled = previous
 
 
+@lru_cache(maxsize=512)
 def syntax_error(source: str) -> str | None:
     """Why the server would refuse this template, or None if it is valid."""
     from prefect.server.utilities.user_templates import (
@@ -152,11 +153,17 @@ def syntax_error(source: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=512)
+def _names_used(source: str) -> tuple[str, ...]:
+    from prefect.server.utilities.user_templates import matching_types_in_templates
+
+    return tuple(matching_types_in_templates([source], set(_ORCHESTRATION_OBJECTS)))
+
+
 def render(source: str, context: dict[str, Any]) -> str:
     """Render as the server would; raises ValueError with the cause."""
     from prefect.server.utilities.user_templates import (
         TemplateRenderError,
-        matching_types_in_templates,
         render_user_template_sync,
     )
 
@@ -164,13 +171,34 @@ def render(source: str, context: dict[str, Any]) -> str:
     full = dict(context)
     # The server puts None for each orchestration object a template names and
     # the event does not relate to; do the same so `flow_run|ui_url` behaves alike.
-    for name in matching_types_in_templates([source], set(_ORCHESTRATION_OBJECTS)):
+    for name in _names_used(source):
         full.setdefault(name, None)
-    with _quiet_renderer():
-        try:
-            return render_user_template_sync(source, full)
-        except TemplateRenderError as exc:
-            raise ValueError(f"template fails to render: {exc.error}") from exc
+    compiled = _compiled(source)
+    if compiled is None:  # not a template at all, or the environment moved
+        with _quiet_renderer():
+            try:
+                return render_user_template_sync(source, full)
+            except TemplateRenderError as exc:
+                raise ValueError(f"template fails to render: {exc.error}") from exc
+    try:
+        return compiled.render(full)
+    except Exception as exc:  # whatever the template raises, as the server would
+        raise ValueError(f"template fails to render: {exc!r}") from exc
+
+
+@lru_cache(maxsize=512)
+def _compiled(source: str) -> jinja2.Template | None:
+    """The template compiled once in the server's own sandbox environment.
+
+    Compiling dominates a check of many automations sharing one template;
+    rendering the cached Template in the same environment keeps the rules.
+    """
+    from prefect.server.utilities import user_templates
+
+    environment = getattr(user_templates, "_sync_template_environment", None)
+    if environment is None or not user_templates.maybe_template(source):
+        return None
+    return environment.from_string(source)
 
 
 def json_error(rendered: str) -> str | None:
