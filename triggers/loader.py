@@ -402,6 +402,12 @@ def _check_one(
     plain = len(events)
     if as_json:
         events += [templates.hostile(event) for event in events]
+
+    def report(message: str, hint: str) -> None:
+        suffix = f" (used at {used_at})" if shown_file else ""
+        where = Location(shown_file) if shown_file else used_at
+        problems.append(Problem(where, message + suffix, hint))
+
     for number, event in enumerate(events):
         which = f"sample event {event['event']!r}" + (
             " with quotes, backslashes and newlines in its values" if number >= plain else ""
@@ -409,25 +415,18 @@ def _check_one(
         try:
             rendered = templates.render(source, templates.context_for(event, automation_context))
         except ValueError as exc:
-            problems.append(
-                Problem(
-                    Location(shown_file) if shown_file else used_at,
-                    f"{exc} for {which}" + (f" (used at {used_at})" if shown_file else ""),
-                    "guard optional values, e.g. {{ event.payload.x | default('') }}",
-                )
+            report(
+                f"{exc} for {which}",
+                "guard optional values, e.g. {{ event.payload.x | default('') }}",
             )
             return
-        if as_json:
-            error = templates.json_error(rendered)
-            if error:
-                problems.append(
-                    Problem(
-                        Location(shown_file) if shown_file else used_at,
-                        f"{error} for {which}" + (f" (used at {used_at})" if shown_file else ""),
-                        "put strings through `| tojson` instead of quoting them by hand",
-                    )
-                )
-                return
+        error = templates.json_error(rendered) if as_json else None
+        if error:
+            report(
+                f"{error} for {which}",
+                "put strings through `| tojson` instead of quoting them by hand",
+            )
+            return
 
 
 def _template_line(error: str) -> int:

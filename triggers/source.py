@@ -96,9 +96,9 @@ def read_documents(file: Path, display: Path | None = None) -> Iterator[Document
             node = loader.get_node()
             if node is None:
                 continue
-            lines: dict[PathKey, int] = {}
-            data = _build(loader, node, (), lines, shown, set(), [0])
-            yield Document(data, shown, lines)
+            builder = _Builder(loader, shown)
+            data = builder.build(node, ())
+            yield Document(data, shown, builder.lines)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
@@ -126,87 +126,68 @@ _MAX_NODES = 100_000
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 3x faster
 
 
-def _build(
-    loader: Any,
-    node: yaml.Node,
-    path: PathKey,
-    lines: dict[PathKey, int],
-    file: Path,
-    active: set[int],
-    count: list[int],
-) -> Any:
-    lines.setdefault(path, node.start_mark.line + 1)
-    count[0] += 1
-    if id(node) in active or count[0] > _MAX_NODES:
-        raise SpecError(
-            [
-                Problem(
-                    Location(file, node.start_mark.line + 1),
-                    "recursive or exploding YAML aliases"
-                    if id(node) in active
-                    else f"document larger than {_MAX_NODES} values",
-                    "expand the alias by hand",
-                )
-            ]
-        )
-    if not isinstance(node, yaml.MappingNode | yaml.SequenceNode):
-        return loader.construct_object(node, deep=True)
-    active.add(id(node))
-    try:
-        return _build_collection(loader, node, path, lines, file, active, count)
-    finally:
-        active.discard(id(node))
+class _Builder:
+    """Builds plain data from composed YAML nodes, noting each value's line."""
 
+    def __init__(self, loader: Any, file: Path) -> None:
+        self.loader = loader
+        self.file = file
+        self.lines: dict[PathKey, int] = {}
+        self._active: set[int] = set()
+        self._count = 0
 
-def _build_collection(
-    loader: Any,
-    node: yaml.MappingNode | yaml.SequenceNode,
-    path: PathKey,
-    lines: dict[PathKey, int],
-    file: Path,
-    active: set[int],
-    count: list[int],
-) -> Any:
-    if isinstance(node, yaml.MappingNode):
+    def _fail(self, node: yaml.Node, message: str, hint: str) -> SpecError:
+        return SpecError([Problem(Location(self.file, node.start_mark.line + 1), message, hint)])
+
+    def build(self, node: yaml.Node, path: PathKey) -> Any:
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        self._count += 1
+        if id(node) in self._active:
+            raise self._fail(node, "recursive YAML alias", "expand the alias by hand")
+        if self._count > _MAX_NODES:
+            raise self._fail(
+                node, f"document larger than {_MAX_NODES} values", "split it into several files"
+            )
+        if isinstance(node, yaml.SequenceNode):
+            return self._guarded(node, lambda: self._sequence(node, path))
+        if isinstance(node, yaml.MappingNode):
+            return self._guarded(node, lambda: self._mapping(node, path))
+        return self.loader.construct_object(node, deep=True)
+
+    def _guarded(self, node: yaml.Node, build: Any) -> Any:
+        self._active.add(id(node))
+        try:
+            return build()
+        finally:
+            self._active.discard(id(node))
+
+    def _sequence(self, node: yaml.SequenceNode, path: PathKey) -> list[Any]:
+        return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
+
+    def _mapping(self, node: yaml.MappingNode, path: PathKey) -> dict[str, Any]:
         explicit = sum(1 for key, _ in node.value if key.tag != "tag:yaml.org,2002:merge")
-        loader.flatten_mapping(node)
-        merged = len(node.value) - explicit
-        result: dict[Any, Any] = {}
-        explicit_keys: set[Any] = set()
+        self.loader.flatten_mapping(node)
+        merged = len(node.value) - explicit  # merged pairs come first; explicit ones override
+        result: dict[str, Any] = {}
+        explicit_keys: set[str] = set()
         for position, (key_node, value_node) in enumerate(node.value):
-            key = loader.construct_object(key_node, deep=True)
+            key = self.loader.construct_object(key_node, deep=True)
             if isinstance(key_node, yaml.ScalarNode) and not isinstance(key, str):
                 key = key_node.value  # `on:` stays "on", not True
-            if not isinstance(key, str | int | bool | float) or key is None:
-                raise SpecError(
-                    [
-                        Problem(
-                            Location(file, key_node.start_mark.line + 1),
-                            f"unsupported mapping key {key!r}",
-                            "use plain strings as keys",
-                        )
-                    ]
-                )
-            if position >= merged and key in explicit_keys:
-                raise SpecError(
-                    [
-                        Problem(
-                            Location(file, key_node.start_mark.line + 1),
-                            f"duplicate key {key!r}",
-                            "remove one of the two; YAML would silently keep the last",
-                        )
-                    ]
-                )
+            if not isinstance(key, str):
+                raise self._fail(key_node, f"unsupported mapping key {key!r}", "use plain strings")
             if position >= merged:
+                if key in explicit_keys:
+                    raise self._fail(
+                        key_node,
+                        f"duplicate key {key!r}",
+                        "remove one of the two; YAML would silently keep the last",
+                    )
                 explicit_keys.add(key)
-            child = (*path, str(key))
-            result[child[-1]] = _build(loader, value_node, child, lines, file, active, count)
-            lines[child] = key_node.start_mark.line + 1
+            child = (*path, key)
+            result[key] = self.build(value_node, child)
+            self.lines[child] = key_node.start_mark.line + 1
         return result
-    return [
-        _build(loader, item, (*path, index), lines, file, active, count)
-        for index, item in enumerate(node.value)
-    ]
 
 
 def interpolate(document: Document, environ: Mapping[str, str] | None = None) -> list[Problem]:

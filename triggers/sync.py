@@ -75,7 +75,8 @@ async def sync(
     started = time.perf_counter()
     say = progress or (lambda message: None)
     bundle = load_bundle(path, environ=environ, display_root=display_root)
-    say(f"loaded {len(bundle.automations)} automations and {len(bundle.blocks)} blocks")
+    automations = _count(len(bundle.automations), "automation")
+    say(f"loaded {automations} and {_count(len(bundle.blocks), 'block')}")
     async with Api(api_url) as api:
         try:
             state = await fetch_state(api, bundle, only)
@@ -92,6 +93,10 @@ async def sync(
         outcome.reads, outcome.writes = api.reads, api.writes
     outcome.seconds = time.perf_counter() - started
     return outcome
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 async def _apply(

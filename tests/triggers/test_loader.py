@@ -262,7 +262,7 @@ def test_recursive_alias_is_a_problem(automations_dir: Path) -> None:
     (problem,) = problems_for(
         automations_dir, {"a.yaml": "name: x\ntrigger: &t {expect: a, z: *t}\nactions: []\n"}
     )
-    assert problem.startswith("a.yaml:2: recursive or exploding YAML aliases")
+    assert problem.startswith("a.yaml:2: recursive YAML alias")
 
 
 def test_malformed_variable_reference(automations_dir: Path) -> None:
