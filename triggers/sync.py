@@ -88,7 +88,7 @@ async def sync(
         plan = make_plan(bundle, state, prune=prune, only=only)
         outcome = Outcome(plan, mode)
         if mode == Mode.APPLY and not plan.conflicts:
-            await _apply(api, bundle, state, plan, outcome, only, say)
+            await _apply(api, bundle, state, plan, outcome, say)
         outcome.requests = api.requests
         outcome.reads, outcome.writes = api.reads, api.writes
     outcome.seconds = time.perf_counter() - started
@@ -105,7 +105,6 @@ async def _apply(
     state: ServerState,
     plan: Plan,
     outcome: Outcome,
-    only: set[str] | None,
     say: Progress,
 ) -> None:
     pending: dict[str, dict[str, UUID]] = {"block": {}, "automation": {}}
