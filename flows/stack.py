@@ -14,6 +14,7 @@ from pathlib import Path
 
 from flows.localserver import LocalServer, sqlite_url
 from flows.slackconsole import SlackConsole
+from triggers.plan import Plan
 from triggers.sync import Mode, Outcome, sync
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,7 +31,11 @@ class Stack:
     slack: SlackConsole | None = None
     environ: dict[str, str] = field(default_factory=dict)
 
-    def start(self, automations: Path = ROOT / "automations") -> Outcome:
+    def start(
+        self,
+        automations: Path = ROOT / "automations",
+        on_plan: Callable[[Plan], None] | None = None,
+    ) -> Outcome:
         self.home.mkdir(parents=True, exist_ok=True)
         self.environ = dict(os.environ)
         if not self.environ.get("SLACK_WEBHOOK_URL"):
@@ -43,7 +48,13 @@ class Stack:
         self.say(f"starting Prefect server on {self.server.ui_url} (log: {self.server.log_path})")
         self.server.start().wait()
         return asyncio.run(
-            sync(automations, api_url=self.server.api_url, mode=Mode.APPLY, environ=self.environ)
+            sync(
+                automations,
+                api_url=self.server.api_url,
+                mode=Mode.APPLY,
+                environ=self.environ,
+                on_plan=on_plan,
+            )
         )
 
     def stop(self) -> None:

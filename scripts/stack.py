@@ -34,9 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
     try:
-        outcome = stack.start(args.path)
+        outcome = stack.start(
+            args.path, on_plan=lambda plan: print_plan(console, plan, _api(stack))
+        )
         assert stack.server is not None
-        print_plan(console, outcome.plan, stack.server.api_url)
         print_outcome(console, outcome)
         console.print(f"[bold green]Ready.[/] Prefect UI: {stack.server.ui_url}")
         console.print(f"  export PREFECT_API_URL={stack.server.api_url}")
@@ -56,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         console.print("stopping...")
         stack.stop()
     return 0
+
+
+def _api(stack: Stack) -> str:
+    assert stack.server is not None, "the plan is made once the server is up"
+    return stack.server.api_url
 
 
 if __name__ == "__main__":

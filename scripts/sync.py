@@ -72,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(spec_schema_text())
         return EXIT_OK
     mode = Mode.CHECK if args.check else Mode.DRY_RUN if args.dry_run else Mode.APPLY
+    target = args.api_url or _api_url()
     progress = None if args.json else (lambda message: console.log(message))
+    show_plan = None if args.json else (lambda plan: print_plan(console, plan, target))
     try:
         outcome = asyncio.run(
             sync(
@@ -82,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                 prune=args.prune,
                 only=set(args.only) if args.only else None,
                 progress=progress,
+                on_plan=show_plan,
             )
         )
     except SpecError as exc:
@@ -94,11 +97,9 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"error": exc.cause, "fix": exc.fix}, indent=2))
         print_sync_error(console, exc)
         return EXIT_SERVER
-    target = args.api_url or _api_url()
     if args.json:
         print(json.dumps(outcome_json(outcome, target), indent=2, default=str))
     else:
-        print_plan(console, outcome.plan, target)
         print_outcome(console, outcome)
     if outcome.plan.conflicts:
         return EXIT_CONFLICT

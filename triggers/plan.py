@@ -38,7 +38,6 @@ class Step:
     server_id: UUID | None = None
     note: str = ""
     declared: Declared[Any] | None = field(default=None, repr=False)
-    desired: AutomationCore | None = field(default=None, repr=False)
 
     @property
     def writes(self) -> bool:
@@ -48,7 +47,6 @@ class Step:
 @dataclass
 class Plan:
     steps: list[Step]
-    prune: bool = False
 
     @property
     def in_sync(self) -> bool:
@@ -149,7 +147,7 @@ def make_plan(
                     note=why + ("" if prune else "; sync --prune deletes it"),
                 )
             )
-    return Plan(steps, prune)
+    return Plan(steps)
 
 
 def _root_location(bundle: Bundle) -> Location:
@@ -188,7 +186,7 @@ def _automation_step(
             declared=declared,
         )
     if current is None:
-        return Step("automation", name, Verb.CREATE, declared=declared, desired=desired)
+        return Step("automation", name, Verb.CREATE, declared=declared)
     new = canonical(desired)
     try:
         old = canonical(from_server(current))
@@ -204,7 +202,6 @@ def _automation_step(
             ],
             server_id=UUID(current["id"]),
             declared=declared,
-            desired=desired,
         )
     if "owner_resource" not in current:
         old.pop("owner_resource", None)
@@ -217,7 +214,6 @@ def _automation_step(
         changes=changes,
         server_id=UUID(current["id"]),
         declared=declared,
-        desired=desired,
     )
 
 

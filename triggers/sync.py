@@ -69,9 +69,14 @@ async def sync(
     only: set[str] | None = None,
     environ: Mapping[str, str] | None = None,
     progress: Progress | None = None,
+    on_plan: Callable[[Plan], None] | None = None,
     display_root: Path | None = None,
 ) -> Outcome:
-    """Make the server match ``path``; raises ``SpecError``/``SyncError`` before writing."""
+    """Make the server match ``path``; raises ``SpecError``/``SyncError`` before writing.
+
+    ``on_plan`` sees the plan before the first write, so a person reads what
+    will happen before it happens.
+    """
     started = time.perf_counter()
     say = progress or (lambda message: None)
     bundle = load_bundle(path, environ=environ, display_root=display_root)
@@ -86,6 +91,8 @@ async def sync(
                 "check that PREFECT_API_URL points at a Prefect 3 server's /api",
             ) from exc
         plan = make_plan(bundle, state, prune=prune, only=only)
+        if on_plan is not None:
+            on_plan(plan)  # shown before anything is written
         outcome = Outcome(plan, mode)
         if mode == Mode.APPLY and not plan.conflicts:
             await _apply(api, bundle, state, plan, outcome, say)

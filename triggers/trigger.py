@@ -15,7 +15,6 @@ from prefect.events.schemas.automations import (
     EventTrigger,
     Posture,
     SequenceTrigger,
-    TriggerTypes,
 )
 from prefect.events.schemas.events import ResourceSpecification
 from pydantic import BeforeValidator, Discriminator, Field, Tag, WithJsonSchema, model_validator
@@ -178,6 +177,5 @@ __all__ = [
     "EventTriggerSpec",
     "SequenceTriggerSpec",
     "TriggerSpec",
-    "TriggerTypes",
     "trigger_kind",
 ]

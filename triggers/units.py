@@ -78,22 +78,6 @@ def parse_duration(value: Any) -> Any:
         raise ValueError(f"{value!r} is too long a duration") from None
 
 
-def format_duration(value: timedelta) -> str:
-    """The shortest unit form of a duration, as a person would write it."""
-    total = value.total_seconds()
-    if total == 0:
-        return "0s"
-    parts: list[str] = []
-    remaining = total
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        count, remaining = divmod(remaining, size)
-        if count:
-            parts.append(f"{int(count)}{unit}")
-    if remaining:
-        parts.append(f"{remaining:g}s")
-    return "".join(parts)
-
-
 Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),

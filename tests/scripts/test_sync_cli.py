@@ -14,6 +14,7 @@ import httpx
 import pytest
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.actions import WorkPoolCreate
+from support import simple
 
 from flows.localserver import LocalServer, free_port, sqlite_url
 
@@ -39,13 +40,6 @@ def run(
     )
 
 
-def simple(name: str, threshold: int = 1) -> str:
-    return (
-        f"name: {name}\ntrigger: {{expect: prefect.flow-run.Failed, threshold: {threshold}}}\n"
-        "actions: [{type: do-nothing}]\n"
-    )
-
-
 def test_plan_apply_and_exit_codes(api_url: str, automations_dir: Path) -> None:
     (automations_dir / "a.yaml").write_text(simple("cli-one"))
     path = ["--path", str(automations_dir)]
@@ -58,6 +52,8 @@ def test_plan_apply_and_exit_codes(api_url: str, automations_dir: Path) -> None:
     applied = run(*path, api_url=api_url)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert "Applied: 1 created" in applied.stdout
+    out = applied.stdout
+    assert out.index("Plan for") < out.index("create automation cli-one"), "plan before writes"
     assert "Summary: 1 to create" in applied.stdout
 
     again = run("--json", *path, api_url=api_url)

@@ -1,23 +1,23 @@
-"""Sync against real Prefect servers (SQLite and PostgreSQL)."""
+"""Sync against real Prefect servers (SQLite and PostgreSQL): round trips and updates."""
 
 from __future__ import annotations
 
 import io
 import json
-import textwrap
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.actions import WorkPoolCreate
 from rich.console import Console
+from support import server_automations
 
-from triggers import OWNER_TAG, Mode, SpecError, Verb, sync
+from triggers import OWNER_TAG, Mode, Verb, sync
 from triggers.report import outcome_json, print_plan
 
 pytestmark = pytest.mark.anyio
+
 
 EVERYTHING = """\
 # yaml-language-server: $schema=../schema.json
@@ -107,12 +107,6 @@ async def world(api_url: str, deployment: str, automations_dir: Path) -> dict[st
     return {"api_url": api_url, "env": {"HOOK_URL": "http://127.0.0.1:9/hook"}}
 
 
-async def server_automations(api_url: str) -> dict[str, dict[str, Any]]:
-    async with httpx.AsyncClient(base_url=api_url) as client:
-        response = await client.post("/automations/filter", json={})
-        return {a["name"]: a for a in response.json()}
-
-
 async def test_round_trip_every_trigger_and_action_then_zero_writes(
     world: dict[str, Any], automations_dir: Path
 ) -> None:
@@ -192,119 +186,6 @@ async def test_secret_change_is_shown_masked(world: dict[str, Any], automations_
     assert secret not in shown + repr(outcome.plan)
 
 
-def simple(name: str, threshold: int = 1) -> str:
-    return textwrap.dedent(
-        f"""\
-        name: {name}
-        trigger: {{expect: prefect.flow-run.Failed, threshold: {threshold}}}
-        actions: [{{type: do-nothing}}]
-        """
-    )
-
-
-async def create_raw(api_url: str, name: str, tags: list[str]) -> str:
-    body = {
-        "name": name,
-        "tags": tags,
-        "trigger": {"type": "event", "expect": ["x.y"], "posture": "Reactive"},
-        "actions": [{"type": "do-nothing"}],
-    }
-    async with httpx.AsyncClient(base_url=api_url) as client:
-        response = await client.post("/automations/", json=body)
-        response.raise_for_status()
-        return str(response.json()["id"])
-
-
-async def test_prune_deletes_only_owned(api_url: str, automations_dir: Path) -> None:
-    (automations_dir / "keep.yaml").write_text(simple("keep"))
-    (automations_dir / "gone.yaml").write_text(simple("gone"))
-    await sync(automations_dir, api_url=api_url, environ={})
-    await create_raw(api_url, "someone-elses", ["team-b"])
-    (automations_dir / "gone.yaml").unlink()
-
-    report = await sync(automations_dir, api_url=api_url, environ={})
-    assert {(s.name, s.verb) for s in report.plan.steps} == {
-        ("keep", Verb.UNCHANGED),
-        ("gone", Verb.ORPHAN),
-    }
-    assert report.writes == 0
-    assert set(await server_automations(api_url)) == {"keep", "gone", "someone-elses"}
-
-    pruned = await sync(automations_dir, api_url=api_url, environ={}, prune=True)
-    assert {(s.name, s.verb) for s in pruned.plan.steps} == {
-        ("keep", Verb.UNCHANGED),
-        ("gone", Verb.DELETE),
-    }
-    assert set(await server_automations(api_url)) == {"keep", "someone-elses"}
-
-
-async def test_unowned_clash_is_refused_and_left_alone(api_url: str, automations_dir: Path) -> None:
-    theirs = await create_raw(api_url, "shared-name", ["team-b"])
-    before = (await server_automations(api_url))["shared-name"]
-    (automations_dir / "a.yaml").write_text(simple("shared-name") + "---\n" + simple("other"))
-
-    outcome = await sync(automations_dir, api_url=api_url, environ={})
-    (conflict,) = outcome.plan.conflicts
-    assert conflict.name == "shared-name"
-    assert str(conflict.server_id) == theirs
-    assert OWNER_TAG in conflict.note
-    assert outcome.writes == 0, "a conflict stops the whole apply"
-    assert await server_automations(api_url) == {"shared-name": before}
-
-
-async def test_unknown_names_fail_before_any_write(
-    api_url: str, deployment: str, automations_dir: Path
-) -> None:
-    (automations_dir / "a.yaml").write_text(
-        textwrap.dedent(
-            """\
-            name: bad-refs
-            trigger: {expect: a.b}
-            actions:
-              - type: run-deployment
-                deployment: janitor-test/nightli
-              - type: call-webhook
-                block: webhook/nowhere
-                payload: hi
-              - type: pause-automation
-                automation: no-such-automation
-            """
-        )
-    )
-    (automations_dir / "b.yaml").write_text(simple("innocent"))
-    with pytest.raises(SpecError) as caught:
-        await sync(automations_dir, api_url=api_url, environ={}, display_root=automations_dir)
-    problems = [str(p) for p in caught.value.problems]
-    assert problems[0].startswith(
-        "a.yaml:5: actions[0].deployment: unknown deployment 'janitor-test/nightli'"
-    )
-    assert "closest existing: janitor-test/nightly" in problems[0]
-    assert problems[1].startswith("a.yaml:7: actions[1].block: unknown block 'webhook/nowhere'")
-    assert problems[2].startswith(
-        "a.yaml:10: actions[2].automation: unknown automation 'no-such-automation'"
-    )
-    assert await server_automations(api_url) == {}
-
-
-async def test_check_mode_reports_drift_without_writing(
-    api_url: str, automations_dir: Path
-) -> None:
-    (automations_dir / "a.yaml").write_text(simple("checked"))
-    drift = await sync(automations_dir, api_url=api_url, environ={}, mode=Mode.CHECK)
-    assert not drift.plan.in_sync
-    assert drift.writes == 0
-    await sync(automations_dir, api_url=api_url, environ={})
-    clean = await sync(automations_dir, api_url=api_url, environ={}, mode=Mode.CHECK)
-    assert clean.plan.in_sync
-
-
-async def test_only_limits_the_scope(api_url: str, automations_dir: Path) -> None:
-    (automations_dir / "a.yaml").write_text(simple("one") + "---\n" + simple("two"))
-    outcome = await sync(automations_dir, api_url=api_url, environ={}, only={"two"})
-    assert [(s.name, s.verb) for s in outcome.plan.steps] == [("two", Verb.CREATE)]
-    assert set(await server_automations(api_url)) == {"two"}
-
-
 async def test_read_requests_do_not_grow_with_the_number_of_automations(
     api_url: str, deployment: str, automations_dir: Path
 ) -> None:
@@ -324,65 +205,6 @@ async def test_read_requests_do_not_grow_with_the_number_of_automations(
     assert many.plan.in_sync
     assert many.writes == 0
     assert many.reads == one.reads, (one.requests, many.requests)
-
-
-BAD_INPUTS = {
-    "yaml-syntax": ("name: x\ntrigger: [\n", "a.yaml:"),
-    "unknown-field": ("name: x\ntrigger: {expect: a, expct: b}\nactions: []\n", "a.yaml:2:"),
-    "wrong-type": ("name: x\ntrigger: {expect: a}\nenabled: maybe\nactions: []\n", "a.yaml:3:"),
-    "unknown-deployment": (
-        "name: x\ntrigger: {expect: a}\nactions:\n"
-        "  - {type: run-deployment, deployment: nope/nope}\n",
-        "a.yaml:4:",
-    ),
-    "unknown-block": (
-        "name: x\ntrigger: {expect: a}\nactions:\n"
-        "  - {type: call-webhook, block: webhook/nope, payload: hi}\n",
-        "a.yaml:4:",
-    ),
-    "unknown-automation": (
-        "name: x\ntrigger: {expect: a}\nactions:\n"
-        "  - {type: resume-automation, automation: nope}\n",
-        "a.yaml:4:",
-    ),
-    "missing-env": ("name: ${NOT_SET_ANYWHERE}\ntrigger: {expect: a}\nactions: []\n", "a.yaml:1:"),
-    "template-syntax": (
-        "name: x\ntrigger: {expect: a}\nactions:\n"
-        "  - {type: call-webhook, block: webhook/h, payload: '{{ oops'}\n",
-        "a.yaml:4:",
-    ),
-    "invalid-json-payload": (
-        "name: x\ntrigger: {expect: a}\nactions:\n"
-        "  - {type: call-webhook, block: webhook/h, payload: '{\"a\": {{ event.id }}'}\n",
-        "a.yaml:4:",
-    ),
-    "duplicate-name": (
-        "name: x\ntrigger: {expect: a}\nactions: []\n---\nname: x\ntrigger: {expect: a}\n"
-        "actions: []\n",
-        "a.yaml:5:",
-    ),
-}
-
-
-@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
-async def test_bad_input_names_file_and_line_and_writes_nothing(
-    case: str, api_url: str, automations_dir: Path
-) -> None:
-    text, where = BAD_INPUTS[case]
-    (automations_dir / "a.yaml").write_text(text)
-    (automations_dir / "good.yaml").write_text(
-        simple("good-one")
-        + "---\nkind: block\ntype: webhook\nname: h\ndata: {url: 'http://127.0.0.1:9/'}\n"
-    )
-    with pytest.raises(SpecError) as caught:
-        await sync(automations_dir, api_url=api_url, environ={}, display_root=automations_dir)
-    assert any(str(p).startswith(where) for p in caught.value.problems), caught.value.problems
-    assert await server_automations(api_url) == {}
-    async with httpx.AsyncClient(base_url=api_url) as client:
-        blocks = await client.post(
-            "/block_documents/filter", json={"block_documents": {"is_anonymous": {"eq_": False}}}
-        )
-    assert blocks.json() == []
 
 
 async def test_automations_referring_to_each_other_are_created_in_one_run(
