@@ -2,7 +2,8 @@
 
 One root, so a caller can catch everything the bundle raises on purpose, and
 one branch per phase: problems found in the YAML before anything is sent
-(``SpecError``) and problems met while talking to the server (``SyncError``).
+(``SpecError``), problems met while talking to the server (``SyncError``) and
+problems of a database cleanup's config (``CleanupError``).
 Setup problems are never retried; they carry the fix in their message.
 """
 
@@ -80,3 +81,19 @@ class ServerRejected(SyncError):
 
 class ServerFailed(SyncError):
     """The server answered with an error that retrying did not cure (5xx)."""
+
+
+class CleanupError(JanitorError):
+    """The database cleanup could not do what it was asked; nothing unapproved was deleted.
+
+    ``fix`` says what to change. These are setup problems and are never retried.
+    """
+
+    def __init__(self, cause: str, fix: str = "") -> None:
+        self.cause = cause
+        self.fix = fix
+        super().__init__(f"{cause}. {fix}" if fix else cause)
+
+
+class ScopeError(CleanupError):
+    """A flow, deployment or work pool named in the cleanup's config does not exist."""

@@ -1,0 +1,260 @@
+"""The database-cleanup flow: preview, approval, deletion, an event at every step.
+
+This is what the automations start. It takes the one cleanup slot, fixes the
+cutoff and measures what it would delete, asks for approval (a person, an AI
+reviewer, or nobody when the config says so), deletes in batches at most what
+was approved, and reports. Every step emits a ``janitor.*`` event that the
+notification automations turn into Slack messages.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from prefect import flow, get_client, get_run_logger
+from prefect.artifacts import (
+    acreate_markdown_artifact,
+    acreate_progress_artifact,
+    aupdate_progress_artifact,
+)
+from prefect.client.orchestration import PrefectClient
+from prefect.context import FlowRunContext
+from pydantic import BaseModel, Field
+
+from flows.approval import Verdict, ask_human
+from flows.artifacts import Summary, preview_markdown, summary_markdown
+from flows.config import RetentionConfig
+from flows.database import Database
+from flows.deletion import DeletionFailed, Progress, delete_runs
+from flows.events import Step, StepEvents, Throttle
+from flows.lock import Busy, exclusive
+from flows.preview import Preview, make_preview
+from flows.selection import Selection, resolve
+
+PROGRESS_EVERY_SECONDS = 3.0
+
+
+class Outcome(StrEnum):
+    DELETED = "deleted"
+    DRY_RUN = "dry-run"
+    NOTHING_TO_DO = "nothing-to-do"
+    REJECTED = "rejected"
+    TIMED_OUT = "timed-out"
+    SKIPPED = "skipped"
+
+
+class CleanupReport(BaseModel):
+    """What a cleanup did; the flow run's result."""
+
+    outcome: Outcome = Field(description="How the cleanup ended.")
+    preview: Preview | None = Field(None, description="What it found to delete.")
+    verdict: Verdict | None = Field(None, description="How the approval ended.")
+    summary: Summary | None = Field(None, description="How the deletion went.")
+
+
+@flow(
+    name="database-cleanup",
+    description="Preview, approve and delete old flow runs; announce every step.",
+    retries=0,
+)
+async def database_cleanup(config: RetentionConfig | None = None) -> CleanupReport:
+    config = config or RetentionConfig()
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:  # pragma: no cover - Prefect guarantees it
+        raise RuntimeError("database_cleanup must run as a Prefect flow")
+    run = context.flow_run
+    events = StepEvents(run.id, run.name, run.deployment_id)
+    async with get_client() as client:
+        try:
+            async with exclusive(client):
+                return await _cleanup(config, client, events, run.id)
+        except Busy as busy:
+            get_run_logger().warning("skipped: %s", busy)
+            events.emit(Step.SKIPPED, {"reason": str(busy)})
+            return CleanupReport(outcome=Outcome.SKIPPED)
+
+
+async def _cleanup(
+    config: RetentionConfig, client: PrefectClient, events: StepEvents, run_id: UUID
+) -> CleanupReport:
+    logger = get_run_logger()
+    selection = await resolve(config, client)
+    database: Database | None = None
+    if config.deletion == "api":
+        why = "through the API (the config asks for it)"
+    else:
+        database, why = await Database.find(run_id)
+        why = why if database else f"through the API: {why}"
+    logger.info("cutoff %s; deleting %s", selection.cutoff.isoformat(), why)
+
+    preview = await make_preview(client, selection, config.retention_days)
+    if database is not None:
+        preview.database_bytes = await database.size_bytes()
+    markdown = preview_markdown(preview, config.dry_run)
+    await acreate_markdown_artifact(
+        key="janitor-cleanup-preview", markdown=markdown, description="What this cleanup found"
+    )
+    payload = {**preview.model_dump(mode="json"), "dry_run": config.dry_run}
+    if preview.nothing_to_do:
+        logger.info("nothing to clean: no eligible runs ended before %s", preview.cutoff)
+        events.emit(Step.NOTHING_TO_DO, payload)
+        return CleanupReport(outcome=Outcome.NOTHING_TO_DO, preview=preview)
+    events.emit(Step.PREVIEWED, payload)
+    if config.dry_run:
+        logger.info("dry run: would delete %d runs", preview.to_delete)
+        return CleanupReport(outcome=Outcome.DRY_RUN, preview=preview)
+
+    verdict = await _approval(config, preview, markdown, events, client)
+    if not verdict.approved:
+        outcome = Outcome.TIMED_OUT if verdict.timed_out else Outcome.REJECTED
+        return CleanupReport(outcome=outcome, preview=preview, verdict=verdict)
+
+    summary = await _delete(config, selection, verdict.approved_count, database, client, events)
+    return CleanupReport(outcome=Outcome.DELETED, preview=preview, verdict=verdict, summary=summary)
+
+
+async def _approval(
+    config: RetentionConfig,
+    preview: Preview,
+    markdown: str,
+    events: StepEvents,
+    client: PrefectClient,
+) -> Verdict:
+    facts = {"to_delete": preview.to_delete, "cutoff": preview.cutoff.isoformat()}
+    if config.approval == "none":
+        verdict = Verdict(
+            approved=True, via="none", approver="config", approved_count=preview.to_delete
+        )
+        events.emit(Step.APPROVAL_GRANTED, {**verdict.model_dump(mode="json"), **facts})
+        return verdict
+    via = config.approval
+    if via == "ai":
+        events.emit(Step.APPROVAL_REQUESTED, {"via": "ai", "model": config.ai.model, **facts})
+        verdict = await _ask_ai(config, markdown, preview.to_delete, client)
+        if verdict.approved or config.ai.on_low_confidence != "human":
+            return _announce(verdict, events, facts)
+        get_run_logger().info("the AI reviewer was not sure (%s); asking a human", _why(verdict))
+        facts = {**facts, "escalated": _why(verdict)}
+    events.emit(
+        Step.APPROVAL_REQUESTED,
+        {"via": "human", "timeout_seconds": config.approval_timeout_seconds, **facts},
+    )
+    verdict = await ask_human(markdown, config.approval_timeout_seconds, preview.to_delete)
+    return _announce(verdict, events, facts)
+
+
+def _why(verdict: Verdict) -> str:
+    if verdict.error:
+        return verdict.error
+    return f"confidence {verdict.confidence}, approved={verdict.approved}"
+
+
+def _announce(verdict: Verdict, events: StepEvents, facts: dict[str, Any]) -> Verdict:
+    step = (
+        Step.APPROVAL_GRANTED
+        if verdict.approved
+        else Step.APPROVAL_TIMED_OUT
+        if verdict.timed_out
+        else Step.APPROVAL_REJECTED
+    )
+    events.emit(step, {**verdict.model_dump(mode="json"), **facts})
+    return verdict
+
+
+async def _ask_ai(
+    config: RetentionConfig, markdown: str, to_delete: int, client: PrefectClient
+) -> Verdict:
+    from flows.reviewer import review_cleanup
+
+    review = await review_cleanup(markdown, config.ai, api_url=str(client.api_url))
+    decision = review.decision
+    return Verdict(
+        approved=review.verdict == "approved",
+        via="ai",
+        approver=review.model,
+        confidence=decision.confidence if decision else None,
+        reasoning=decision.reasoning if decision else "",
+        concerns=list(decision.concerns) if decision else [],
+        error=review.error or "",
+        approved_count=to_delete if review.verdict == "approved" else 0,
+    )
+
+
+async def _delete(
+    config: RetentionConfig,
+    selection: Selection,
+    approved: int,
+    database: Database | None,
+    client: PrefectClient,
+    events: StepEvents,
+) -> Summary:
+    logger = get_run_logger()
+    before = await database.size_bytes() if database else None
+    events.emit(
+        Step.DELETION_STARTED,
+        {
+            "approved": approved,
+            "cutoff": selection.cutoff.isoformat(),
+            "path": "database" if database else "api",
+        },
+    )
+    artifact = await acreate_progress_artifact(
+        progress=0.0, key="janitor-cleanup-progress", description="Flow runs deleted, percent"
+    )
+    throttle = Throttle(PROGRESS_EVERY_SECONDS)
+
+    async def report(progress: Progress) -> None:
+        if not throttle.ready() and progress.deleted + progress.failed < approved:
+            return
+        logger.info("deleted %d of %d runs", progress.deleted, approved)
+        events.emit(Step.DELETION_PROGRESS, _progress_payload(progress))
+        await aupdate_progress_artifact(artifact, round(progress.fraction * 100, 1))
+
+    try:
+        progress = await delete_runs(
+            selection,
+            approved,
+            client=client,
+            database=database,
+            batch_size=config.batch_size,
+            on_progress=report,
+        )
+    except DeletionFailed as failure:
+        summary = Summary.of(failure.progress, bytes_before=before, error=str(failure))
+        events.emit(Step.DELETION_FAILED, summary)
+        await acreate_markdown_artifact(
+            key="janitor-cleanup-summary", markdown=summary_markdown(summary)
+        )
+        raise
+    vacuum = ""
+    if config.reclaim_disk and database is not None:
+        vacuum = await database.vacuum()
+    after = await database.size_bytes() if database else None
+    freed = before - after if before is not None and after is not None else None
+    summary = Summary.of(
+        progress, bytes_before=before, bytes_after=after, bytes_freed=freed, vacuum=vacuum
+    )
+    if config.reclaim_disk and database is None:
+        logger.info("reclaim_disk asked, but the database is not reachable from here")
+    logger.info(
+        "deleted %d runs (%d failed) in %.1f s, %.0f runs/s",
+        summary.deleted,
+        summary.failed,
+        summary.duration_seconds,
+        summary.runs_per_second,
+    )
+    events.emit(Step.DELETION_COMPLETED, summary)
+    await acreate_markdown_artifact(
+        key="janitor-cleanup-summary", markdown=summary_markdown(summary)
+    )
+    return summary
+
+
+def _progress_payload(progress: Progress) -> dict[str, Any]:
+    return {
+        **progress.model_dump(mode="json"),
+        "percent": round(progress.fraction * 100, 1),
+        "runs_per_second": round(progress.runs_per_second, 1),
+    }

@@ -1,0 +1,94 @@
+"""The cleanup's step events: the contract the Slack notification automations match on.
+
+Every event is about the resource ``janitor.cleanup.<flow-run-id>`` and names
+the flow run (and its deployment, when it has one) as related resources, so a
+notification template can use ``flow_run``, ``deployment`` and ``|ui_url``.
+Payloads are plain JSON holding what a message needs.
+"""
+
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from prefect.events import emit_event
+from prefect.events.schemas.events import Event
+from pydantic import BaseModel
+
+
+class Step(StrEnum):
+    PREVIEWED = "janitor.cleanup.previewed"
+    NOTHING_TO_DO = "janitor.cleanup.nothing-to-do"
+    SKIPPED = "janitor.cleanup.skipped"
+    APPROVAL_REQUESTED = "janitor.approval.requested"
+    APPROVAL_GRANTED = "janitor.approval.granted"
+    APPROVAL_REJECTED = "janitor.approval.rejected"
+    APPROVAL_TIMED_OUT = "janitor.approval.timed-out"
+    DELETION_STARTED = "janitor.deletion.started"
+    DELETION_PROGRESS = "janitor.deletion.progress"
+    DELETION_COMPLETED = "janitor.deletion.completed"
+    DELETION_FAILED = "janitor.deletion.failed"
+
+
+def resource_id(flow_run_id: UUID | str) -> str:
+    return f"janitor.cleanup.{flow_run_id}"
+
+
+class StepEvents:
+    """Emits the step events of one cleanup run."""
+
+    def __init__(
+        self,
+        flow_run_id: UUID,
+        flow_run_name: str = "",
+        deployment_id: UUID | None = None,
+    ) -> None:
+        self.flow_run_id = flow_run_id
+        self.resource = {
+            "prefect.resource.id": resource_id(flow_run_id),
+            "prefect.resource.name": flow_run_name or "database-cleanup",
+        }
+        self.related = [
+            {
+                "prefect.resource.id": f"prefect.flow-run.{flow_run_id}",
+                "prefect.resource.role": "flow-run",
+                "prefect.resource.name": flow_run_name,
+            }
+        ]
+        if deployment_id is not None:
+            self.related.append(
+                {
+                    "prefect.resource.id": f"prefect.deployment.{deployment_id}",
+                    "prefect.resource.role": "deployment",
+                }
+            )
+        self.emitted: list[Event] = []
+
+    def emit(self, step: Step, payload: BaseModel | dict[str, Any]) -> Event | None:
+        data = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
+        event = emit_event(
+            event=step.value,
+            resource=self.resource,
+            related=self.related,
+            payload=data,
+        )
+        if event is not None:
+            self.emitted.append(event)
+        return event
+
+
+class Throttle:
+    """Lets an action through at most once per interval (progress events, artifacts)."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._last = float("-inf")
+
+    def ready(self) -> bool:
+        current = time.monotonic()
+        if current - self._last < self.interval:
+            return False
+        self._last = current
+        return True
