@@ -49,6 +49,7 @@ class CleanupReport(BaseModel):
     """What a cleanup did; the flow run's result."""
 
     outcome: Outcome = Field(description="How the cleanup ended.")
+    flow_run_id: UUID | None = Field(None, description="The cleanup's own flow run.")
     preview: Preview | None = Field(None, description="What it found to delete.")
     verdict: Verdict | None = Field(None, description="How the approval ended.")
     summary: Summary | None = Field(None, description="How the deletion went.")
@@ -69,11 +70,13 @@ async def database_cleanup(config: RetentionConfig | None = None) -> CleanupRepo
     async with get_client() as client:
         try:
             async with exclusive(client):
-                return await _cleanup(config, client, events, run.id)
+                report = await _cleanup(config, client, events, run.id)
         except Busy as busy:
             get_run_logger().warning("skipped: %s", busy)
             events.emit(Step.SKIPPED, {"reason": str(busy)})
-            return CleanupReport(outcome=Outcome.SKIPPED)
+            report = CleanupReport(outcome=Outcome.SKIPPED)
+    report.flow_run_id = run.id
+    return report
 
 
 async def _cleanup(

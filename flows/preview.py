@@ -21,6 +21,8 @@ from prefect.client.schemas.filters import (
     DeploymentFilterId,
     FlowFilter,
     FlowFilterId,
+    FlowRunFilter,
+    FlowRunFilterId,
     LogFilter,
     LogFilterFlowRunId,
 )
@@ -101,7 +103,7 @@ async def make_preview(
         deployments = await _by_deployment(client, selection, protected)
         sample = await _first_runs(client, selection)
         newest = await _newest_end(client, selection)
-        task_runs, logs = await _children(client, selection, sample, matching, eligible)
+        task_runs, logs = await _children(client, selection, sample, eligible)
     to_delete = min(eligible, selection.limit)
     return Preview(
         cutoff=selection.cutoff,
@@ -224,21 +226,22 @@ async def _newest_end(client: PrefectClient, selection: Selection) -> datetime |
 
 
 async def _children(
-    client: PrefectClient,
-    selection: Selection,
-    sample: list[FlowRun],
-    matching: int,
-    eligible: int,
+    client: PrefectClient, selection: Selection, sample: list[FlowRun], eligible: int
 ) -> tuple[float, float]:
-    """Task runs are counted (scaled from matching to eligible); logs estimated from the sample."""
-    filters = selection.read_filters()
-    body: dict[str, Any] = {
-        "flow_runs": filters["flow_run_filter"].model_dump(mode="json", exclude_unset=True)
-    }
-    if "flow_filter" in filters:
-        body["flows"] = filters["flow_filter"].model_dump(mode="json", exclude_unset=True)
-    response = await client._client.post("/task_runs/count", json=body)
-    task_runs = int(response.json()) * eligible / matching if matching else 0.0
+    """Task runs are counted (protected runs' subtracted); logs are estimated from the sample."""
+    if selection.work_queue_ids is not None:
+        # Task-run counts cannot filter on work queues: estimate from the sample.
+        of_sample = FlowRunFilter(id=FlowRunFilterId(any_=[run.id for run in sample]))
+        counted = await _count_task_runs(client, {"flow_run_filter": of_sample})
+        per_run = counted / len(sample) if sample else 0.0
+        task_runs = per_run * eligible
+    else:
+        task_runs = await _count_task_runs(client, selection.read_filters())
+    if selection.protected_tags and selection.work_queue_ids is None:
+        protected = await _count_task_runs(client, selection.protected_filters())
+        # In a tag scope the protected count may include runs outside the scope's tags;
+        # never let that push the estimate below zero.
+        task_runs = max(0, task_runs - protected)
     logs = 0.0
     if sample:
         ids = [run.id for run in sample]
@@ -247,6 +250,16 @@ async def _children(
         )
         logs = len(lines) / len(sample) * eligible
     return task_runs, logs
+
+
+async def _count_task_runs(client: PrefectClient, filters: dict[str, Any]) -> int:
+    body: dict[str, Any] = {
+        "flow_runs": filters["flow_run_filter"].model_dump(mode="json", exclude_unset=True)
+    }
+    if "flow_filter" in filters:
+        body["flows"] = filters["flow_filter"].model_dump(mode="json", exclude_unset=True)
+    response = await client._client.post("/task_runs/count", json=body)
+    return int(response.json())
 
 
 async def _sample_run(client: PrefectClient, run: FlowRun) -> SampleRun:

@@ -1,0 +1,107 @@
+"""Helpers for tests that run the real cleanup flow against the session's real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+from prefect.client.orchestration import PrefectClient
+from prefect.settings import (
+    PREFECT_API_DATABASE_CONNECTION_URL,
+    PREFECT_API_URL,
+    temporary_settings,
+)
+
+from flows.cleanup import CleanupReport
+from flows.localserver import LocalServer
+from flows.lock import LIMIT_NAME
+
+RunCleanup = Callable[..., Awaitable[CleanupReport]]
+
+
+@asynccontextmanager
+async def against(
+    server: LocalServer, path: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[None]:
+    """Point Prefect at ``server``; with path "database", let the flow reach its database."""
+    updates: dict[Any, Any] = {PREFECT_API_URL: server.api_url}
+    if path == "database":
+        monkeypatch.setenv("PREFECT_SERVER_DATABASE_CONNECTION_URL", server.database_url)
+        updates[PREFECT_API_DATABASE_CONNECTION_URL] = server.database_url
+    else:
+        monkeypatch.delenv("PREFECT_SERVER_DATABASE_CONNECTION_URL", raising=False)
+        monkeypatch.delenv("PREFECT_API_DATABASE_CONNECTION_URL", raising=False)
+    await _drain_services()
+    _forget_database()
+    try:
+        with temporary_settings(updates=updates):
+            yield
+    finally:
+        await _drain_services()
+
+
+def _forget_database() -> None:
+    """Prefect keeps the first database it was pointed at for the process; tests use two."""
+    from prefect.server.database.dependencies import MODELS_DEPENDENCIES
+
+    for key in ("database_config", "query_components", "orm", "interface_class"):
+        MODELS_DEPENDENCIES[key] = None
+
+
+async def _drain_services() -> None:
+    """Prefect's background services bind to the API URL they first saw; the tests
+    switch servers, so flush and stop them (events included) when switching."""
+    from prefect.concurrency.services import ConcurrencySlotAcquisitionWithLeaseService
+    from prefect.events.worker import EventsWorker
+
+    for service in (EventsWorker, ConcurrencySlotAcquisitionWithLeaseService):
+        await service.drain_all(timeout=30)  # type: ignore[misc]
+
+
+def free_cleanup_slot(api_url: str) -> None:
+    with httpx.Client(base_url=api_url, timeout=30) as client:
+        response = client.patch(f"/v2/concurrency_limits/{LIMIT_NAME}", json={"active_slots": 0})
+        assert response.status_code in (204, 404), response.text
+
+
+async def surviving(api_url: str, ids: list[UUID]) -> set[UUID]:
+    async with PrefectClient(api_url) as client:
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+        runs = await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)), limit=len(ids) or 1
+        )
+    return {run.id for run in runs}
+
+
+async def events_of(
+    api_url: str, flow_run_id: UUID, expect: str, timeout: float = 30
+) -> list[dict]:
+    """The janitor events about one cleanup, once ``expect`` has been persisted."""
+    body = {
+        "filter": {
+            "any_resource": {"id": [f"janitor.cleanup.{flow_run_id}"]},
+            "occurred": {"since": "2000-01-01T00:00:00Z"},
+            "order": "ASC",
+        },
+        "limit": 50,
+    }
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
+        while True:
+            response = await client.post("/events/filter", json=body)
+            response.raise_for_status()
+            found: list[dict] = response.json()["events"]
+            if any(event["event"] == expect for event in found) or time.monotonic() > deadline:
+                return found
+            await asyncio.sleep(0.5)
+
+
+def names(events: list[dict]) -> list[str]:
+    return [event["event"] for event in events]
