@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID
@@ -22,7 +22,7 @@ from flows.cleanup import CleanupReport
 from flows.localserver import LocalServer
 from flows.lock import LIMIT_NAME
 
-RunCleanup = Callable[..., Awaitable[CleanupReport]]
+RunCleanup = Callable[..., Coroutine[Any, Any, CleanupReport]]
 
 
 @asynccontextmanager

@@ -1,0 +1,195 @@
+"""Approval paths end to end: a person answering the form, silence, the AI failing, a queue."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+from uuid import UUID
+
+import pytest
+from cleanup_support import RunCleanup, events_of, names, surviving
+from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.filters import (
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import StateType
+
+from flows.cleanup import CleanupReport, Outcome
+from flows.config import AISettings
+from flows.localserver import LocalServer
+from flows.seed import RunSpec, make_history
+
+pytestmark = pytest.mark.anyio
+
+OLD = timedelta(days=40)
+
+
+@pytest.fixture
+def path() -> str:
+    """Approval does not depend on the deletion path; the API path is enough here."""
+    return "api"
+
+
+async def paused_cleanups(api_url: str, count: int = 1, timeout: float = 60) -> list[UUID]:
+    """Wait until ``count`` cleanup runs are paused, waiting for their approval form."""
+    deadline = time.monotonic() + timeout
+    async with PrefectClient(api_url) as client:
+        while True:
+            runs = await client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=["database-cleanup"])),
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
+                ),
+            )
+            if len(runs) >= count or time.monotonic() > deadline:
+                return [run.id for run in runs]
+            await asyncio.sleep(0.3)
+
+
+async def answer(api_url: str, flow_run_id: UUID, **form: object) -> None:
+    async with PrefectClient(api_url) as client:
+        result = await client.resume_flow_run(flow_run_id, run_input=dict(form))
+    assert result.status.value == "ACCEPT", result
+
+
+async def test_a_person_approves_in_the_form_and_the_runs_go(
+    server: LocalServer, run_cleanup: RunCleanup, flow_name: str
+) -> None:
+    ids = await make_history(server.api_url, server.database_url, [RunSpec(flow_name, ago=OLD)] * 3)
+    running = asyncio.create_task(run_cleanup(flows=[flow_name], approval="human"))
+    (paused,) = await paused_cleanups(server.api_url)
+
+    await answer(server.api_url, paused, approve=True, notes="old batch", approver="alice")
+    report = await running
+
+    assert report.outcome is Outcome.DELETED
+    assert report.verdict is not None
+    assert (report.verdict.via, report.verdict.approver) == ("human", "alice")
+    assert await surviving(server.api_url, ids) == set()
+    events = await events_of(server.api_url, paused, "janitor.deletion.completed")
+    assert names(events) == [
+        "janitor.cleanup.previewed",
+        "janitor.approval.requested",
+        "janitor.approval.granted",
+        "janitor.deletion.started",
+        "janitor.deletion.progress",
+        "janitor.deletion.completed",
+    ]
+    granted = events[2]["payload"]
+    assert (granted["approver"], granted["notes"], granted["to_delete"]) == (
+        "alice",
+        "old batch",
+        3,
+    )
+    assert events[-1]["payload"]["deleted"] == 3
+    related = {r["prefect.resource.role"]: r["prefect.resource.id"] for r in events[0]["related"]}
+    assert related["flow-run"] == f"prefect.flow-run.{paused}"
+
+
+async def test_a_person_rejects_and_nothing_is_deleted(
+    server: LocalServer, run_cleanup: RunCleanup, flow_name: str
+) -> None:
+    ids = await make_history(server.api_url, server.database_url, [RunSpec(flow_name, ago=OLD)] * 2)
+    running = asyncio.create_task(run_cleanup(flows=[flow_name], approval="human"))
+    (paused,) = await paused_cleanups(server.api_url)
+
+    await answer(server.api_url, paused, approve=False, notes="still debugging these")
+    report = await running
+
+    assert report.outcome is Outcome.REJECTED
+    assert await surviving(server.api_url, ids) == set(ids)
+    events = await events_of(server.api_url, paused, "janitor.approval.rejected")
+    assert names(events)[-1] == "janitor.approval.rejected"
+    assert events[-1]["payload"]["notes"] == "still debugging these"
+
+
+async def test_no_answer_in_time_is_a_rejection(
+    server: LocalServer, run_cleanup: RunCleanup, flow_name: str
+) -> None:
+    ids = await make_history(server.api_url, server.database_url, [RunSpec(flow_name, ago=OLD)])
+
+    report = await run_cleanup(flows=[flow_name], approval="human", approval_timeout_seconds=5)
+
+    assert report.outcome is Outcome.TIMED_OUT
+    assert await surviving(server.api_url, ids) == set(ids)
+    assert report.flow_run_id is not None
+    events = await events_of(server.api_url, report.flow_run_id, "janitor.approval.timed-out")
+    assert names(events)[-1] == "janitor.approval.timed-out"
+
+
+async def test_an_ai_reviewer_that_cannot_run_fails_closed(
+    server: LocalServer,
+    run_cleanup: RunCleanup,
+    flow_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    ids = await make_history(server.api_url, server.database_url, [RunSpec(flow_name, ago=OLD)])
+
+    report = await run_cleanup(
+        flows=[flow_name], approval="ai", ai=AISettings(model="anthropic:claude-sonnet-4-5")
+    )
+
+    assert report.outcome is Outcome.REJECTED
+    assert await surviving(server.api_url, ids) == set(ids)
+    assert report.flow_run_id is not None
+    events = await events_of(server.api_url, report.flow_run_id, "janitor.approval.rejected")
+    assert names(events)[-2:] == ["janitor.approval.requested", "janitor.approval.rejected"]
+    rejected = events[-1]["payload"]
+    assert rejected["via"] == "ai"
+    assert "ANTHROPIC_API_KEY" in rejected["error"]
+
+
+async def test_an_unsure_ai_hands_over_to_a_person(
+    server: LocalServer,
+    run_cleanup: RunCleanup,
+    flow_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    ids = await make_history(server.api_url, server.database_url, [RunSpec(flow_name, ago=OLD)])
+    settings = AISettings(model="anthropic:claude-sonnet-4-5", on_low_confidence="human")
+    running = asyncio.create_task(run_cleanup(flows=[flow_name], approval="ai", ai=settings))
+    (paused,) = await paused_cleanups(server.api_url)
+
+    await answer(server.api_url, paused, approve=True, approver="bob")
+    report = await running
+
+    assert report.outcome is Outcome.DELETED
+    assert await surviving(server.api_url, ids) == set()
+    events = await events_of(server.api_url, paused, "janitor.deletion.completed")
+    requested = [e["payload"] for e in events if e["event"] == "janitor.approval.requested"]
+    assert [payload["via"] for payload in requested] == ["ai", "human"]
+    assert "ANTHROPIC_API_KEY" in requested[1]["escalated"]
+
+
+async def test_five_cleanups_at_once_give_one_and_four_skipped(
+    server: LocalServer, run_cleanup: RunCleanup, flow_name: str
+) -> None:
+    ids = await make_history(server.api_url, server.database_url, [RunSpec(flow_name, ago=OLD)])
+    runs = [asyncio.create_task(run_cleanup(flows=[flow_name], approval="human")) for _ in range(5)]
+    (paused,) = await paused_cleanups(server.api_url)
+    # The four that could not take the slot end on their own while the fifth still waits.
+    done: set[asyncio.Task[CleanupReport]] = set()
+    waiting = set(runs)
+    while len(done) < 4:
+        more, waiting = await asyncio.wait(waiting, timeout=60, return_when="FIRST_COMPLETED")
+        assert more, "the four skipped cleanups did not end"
+        done |= more
+    skipped = [task.result() for task in done]
+    assert [report.outcome for report in skipped] == [Outcome.SKIPPED] * 4
+
+    await answer(server.api_url, paused, approve=False)
+    reports = await asyncio.gather(*runs)
+
+    assert sorted(report.outcome.value for report in reports) == ["rejected"] + ["skipped"] * 4
+    assert await surviving(server.api_url, ids) == set(ids)
+    for report in skipped:
+        assert report.flow_run_id is not None
+        events = await events_of(server.api_url, report.flow_run_id, "janitor.cleanup.skipped")
+        assert names(events) == ["janitor.cleanup.skipped"]
