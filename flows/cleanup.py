@@ -125,7 +125,7 @@ async def _approval(
     events: StepEvents,
     client: PrefectClient,
 ) -> Verdict:
-    facts = {"to_delete": preview.to_delete, "cutoff": preview.cutoff.isoformat()}
+    facts = _facts(preview)
     if config.approval == "none":
         verdict = Verdict(
             approved=True, via="none", approver="config", approved_count=preview.to_delete
@@ -146,6 +146,20 @@ async def _approval(
     )
     verdict = await ask_human(markdown, config.approval_timeout_seconds, preview.to_delete)
     return _announce(verdict, events, facts)
+
+
+def _facts(preview: Preview) -> dict[str, Any]:
+    """What every approval message shows about the deletion being decided."""
+    return {
+        "to_delete": preview.to_delete,
+        "eligible": preview.eligible,
+        "protected": preview.protected,
+        "cutoff": preview.cutoff.isoformat(),
+        "by_state": preview.by_state,
+        "by_flow": [count.model_dump() for count in preview.by_flow[:5]],
+        "oldest_end": preview.oldest_end.isoformat() if preview.oldest_end else None,
+        "newest_end": preview.newest_end.isoformat() if preview.newest_end else None,
+    }
 
 
 def _why(verdict: Verdict) -> str:
