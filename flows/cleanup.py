@@ -135,8 +135,8 @@ async def _approval(
     via = config.approval
     if via == "ai":
         events.emit(Step.APPROVAL_REQUESTED, {"via": "ai", "model": config.ai.model, **facts})
-        verdict = await _ask_ai(config, markdown, preview.to_delete, client)
-        if verdict.approved or config.ai.on_low_confidence != "human":
+        verdict, escalate = await _ask_ai(config, markdown, preview.to_delete, client)
+        if not escalate:
             return _announce(verdict, events, facts)
         get_run_logger().info("the AI reviewer was not sure (%s); asking a human", _why(verdict))
         facts = {**facts, "escalated": _why(verdict)}
@@ -182,12 +182,13 @@ def _announce(verdict: Verdict, events: StepEvents, facts: dict[str, Any]) -> Ve
 
 async def _ask_ai(
     config: RetentionConfig, markdown: str, to_delete: int, client: PrefectClient
-) -> Verdict:
+) -> tuple[Verdict, bool]:
+    """The reviewer's verdict, and whether it hands over to a person (unsure or failed)."""
     from flows.reviewer import review_cleanup
 
     review = await review_cleanup(markdown, config.ai, api_url=str(client.api_url))
     decision = review.decision
-    return Verdict(
+    verdict = Verdict(
         approved=review.verdict == "approved",
         via="ai",
         approver=review.model,
@@ -197,6 +198,7 @@ async def _ask_ai(
         error=review.error or "",
         approved_count=to_delete if review.verdict == "approved" else 0,
     )
+    return verdict, review.verdict == "escalate"
 
 
 async def _delete(

@@ -54,8 +54,9 @@ class AISettings(BaseModel):
         "reject",
         title="On low confidence or failure",
         description=(
-            "What happens when the agent is unsure, rejects, or fails: reject the "
-            "cleanup, or ask a human in the Prefect UI."
+            "When the agent answers below the minimum confidence, or fails: reject the "
+            "cleanup, or ask a person (Prefect UI form or Slack). A confident "
+            "rejection is always a rejection."
         ),
     )
     timeout_seconds: int = Field(

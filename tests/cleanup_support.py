@@ -37,13 +37,13 @@ async def against(
     else:
         monkeypatch.delenv("PREFECT_SERVER_DATABASE_CONNECTION_URL", raising=False)
         monkeypatch.delenv("PREFECT_API_DATABASE_CONNECTION_URL", raising=False)
-    await _drain_services()
+    await drain_services()
     _forget_database()
     try:
         with temporary_settings(updates=updates):
             yield
     finally:
-        await _drain_services()
+        await drain_services()
 
 
 def _forget_database() -> None:
@@ -54,13 +54,14 @@ def _forget_database() -> None:
         MODELS_DEPENDENCIES[key] = None
 
 
-async def _drain_services() -> None:
+async def drain_services() -> None:
     """Prefect's background services bind to the API URL they first saw; the tests
     switch servers, so flush and stop them (events included) when switching."""
     from prefect.concurrency.services import ConcurrencySlotAcquisitionWithLeaseService
     from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
 
-    for service in (EventsWorker, ConcurrencySlotAcquisitionWithLeaseService):
+    for service in (EventsWorker, APILogWorker, ConcurrencySlotAcquisitionWithLeaseService):
         await service.drain_all(timeout=30)  # type: ignore[misc]
 
 
