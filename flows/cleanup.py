@@ -34,6 +34,7 @@ from flows.preview import Preview, make_preview
 from flows.selection import Selection, resolve
 
 PROGRESS_EVERY_SECONDS = 3.0
+DEFAULTS = RetentionConfig()  # human approval, 30 days, terminal states, "keep" protected
 
 
 class Outcome(StrEnum):
@@ -60,8 +61,7 @@ class CleanupReport(BaseModel):
     description="Preview, approve and delete old flow runs; announce every step.",
     retries=0,
 )
-async def database_cleanup(config: RetentionConfig | None = None) -> CleanupReport:
-    config = config or RetentionConfig()
+async def database_cleanup(config: RetentionConfig = DEFAULTS) -> CleanupReport:
     context = FlowRunContext.get()
     if context is None or context.flow_run is None:  # pragma: no cover - Prefect guarantees it
         raise RuntimeError("database_cleanup must run as a Prefect flow")
