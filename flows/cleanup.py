@@ -71,6 +71,11 @@ async def database_cleanup(config: RetentionConfig = DEFAULTS) -> CleanupReport:
         try:
             async with exclusive(client):
                 report = await _cleanup(config, client, events, run.id)
+        except DeletionFailed:
+            raise  # already announced as janitor.deletion.failed
+        except Exception as exc:
+            events.emit(Step.FAILED, {"error": f"{type(exc).__name__}: {exc}"})
+            raise
         except Busy as busy:
             get_run_logger().warning("skipped: %s", busy)
             events.emit(Step.SKIPPED, {"reason": str(busy)})
@@ -84,17 +89,17 @@ async def _cleanup(
 ) -> CleanupReport:
     logger = get_run_logger()
     selection = await resolve(config, client)
-    database: Database | None = None
+    # Found even when deleting through the API: sizes and VACUUM need it too.
+    database, why = await Database.find(run_id)
+    deleter = database if config.deletion == "auto" else None
     if config.deletion == "api":
         why = "through the API (the config asks for it)"
-    else:
-        database, why = await Database.find(run_id)
-        why = why if database else f"through the API: {why}"
+    elif database is None:
+        why = f"through the API: {why}"
     logger.info("cutoff %s; deleting %s", selection.cutoff.isoformat(), why)
 
     preview = await make_preview(client, selection, config.retention_days)
-    if database is not None:
-        preview.database_bytes = await database.size_bytes()
+    preview.database_bytes = await _size(database)
     markdown = preview_markdown(preview, config.dry_run)
     await acreate_markdown_artifact(
         key="janitor-cleanup-preview", markdown=markdown, description="What this cleanup found"
@@ -114,7 +119,9 @@ async def _cleanup(
         outcome = Outcome.TIMED_OUT if verdict.timed_out else Outcome.REJECTED
         return CleanupReport(outcome=outcome, preview=preview, verdict=verdict)
 
-    summary = await _delete(config, selection, verdict.approved_count, database, client, events)
+    summary = await _delete(
+        config, selection, verdict.approved_count, deleter, database, client, events
+    )
     return CleanupReport(outcome=Outcome.DELETED, preview=preview, verdict=verdict, summary=summary)
 
 
@@ -205,23 +212,28 @@ async def _delete(
     config: RetentionConfig,
     selection: Selection,
     approved: int,
+    deleter: Database | None,
     database: Database | None,
     client: PrefectClient,
     events: StepEvents,
 ) -> Summary:
     logger = get_run_logger()
-    before = await database.size_bytes() if database else None
+    before = await _size(database)
     events.emit(
         Step.DELETION_STARTED,
         {
             "approved": approved,
             "cutoff": selection.cutoff.isoformat(),
-            "path": "database" if database else "api",
+            "path": "database" if deleter else "api",
         },
     )
-    artifact = await acreate_progress_artifact(
-        progress=0.0, key="janitor-cleanup-progress", description="Flow runs deleted, percent"
-    )
+    artifact = None
+    try:
+        artifact = await acreate_progress_artifact(
+            progress=0.0, key="janitor-cleanup-progress", description="Flow runs deleted, percent"
+        )
+    except Exception as exc:  # a missing artifact must not stop an approved deletion
+        logger.warning("no progress artifact (%s)", exc)
     throttle = Throttle(PROGRESS_EVERY_SECONDS)
 
     async def report(progress: Progress) -> None:
@@ -229,14 +241,15 @@ async def _delete(
             return
         logger.info("deleted %d of %d runs", progress.deleted, approved)
         events.emit(Step.DELETION_PROGRESS, _progress_payload(progress))
-        await aupdate_progress_artifact(artifact, round(progress.fraction * 100, 1))
+        if artifact is not None:
+            await aupdate_progress_artifact(artifact, round(progress.fraction * 100, 1))
 
     try:
         progress = await delete_runs(
             selection,
             approved,
             client=client,
-            database=database,
+            database=deleter,
             batch_size=config.batch_size,
             on_progress=report,
         )
@@ -249,8 +262,12 @@ async def _delete(
         raise
     vacuum = ""
     if config.reclaim_disk and database is not None:
-        vacuum = await database.vacuum()
-    after = await database.size_bytes() if database else None
+        try:
+            vacuum = await database.vacuum()
+        except Exception as exc:  # the runs are gone either way; say so and carry on
+            vacuum = f"failed: {type(exc).__name__}: {exc}"
+            logger.warning("reclaiming disk %s", vacuum)
+    after = await _size(database)
     freed = before - after if before is not None and after is not None else None
     summary = Summary.of(
         progress, bytes_before=before, bytes_after=after, bytes_freed=freed, vacuum=vacuum
@@ -269,6 +286,16 @@ async def _delete(
         key="janitor-cleanup-summary", markdown=summary_markdown(summary)
     )
     return summary
+
+
+async def _size(database: Database | None) -> int | None:
+    if database is None:
+        return None
+    try:
+        return await database.size_bytes()
+    except Exception as exc:  # a figure for the report, never a reason to fail
+        get_run_logger().warning("could not measure the database (%s)", exc)
+        return None
 
 
 def _progress_payload(progress: Progress) -> dict[str, Any]:

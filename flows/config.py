@@ -129,7 +129,7 @@ class RetentionConfig(BaseModel):
             "Smaller batches hold database locks for less time."
         ),
         ge=1,
-        le=5000,
+        le=2000,
     )
     dry_run: bool = Field(
         False,

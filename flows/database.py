@@ -19,7 +19,7 @@ from uuid import UUID
 
 if TYPE_CHECKING:
     from prefect.server.database import PrefectDBInterface
-    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 URL_VARIABLES = ("PREFECT_SERVER_DATABASE_CONNECTION_URL", "PREFECT_API_DATABASE_CONNECTION_URL")
 
@@ -76,8 +76,20 @@ class Database:
     async def vacuum(self) -> str:
         """Give freed pages back: SQLite rewrites the file, PostgreSQL also refreshes statistics."""
         statement = "VACUUM" if self.dialect == "sqlite" else "VACUUM ANALYZE"
-        engine = await self.db.engine()
+        engine = await self._maintenance_engine()
         async with engine.connect() as connection:
             autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
             await autocommit.exec_driver_sql(statement)
         return statement
+
+    async def _maintenance_engine(self) -> AsyncEngine:
+        """PostgreSQL sessions carry the API's 10 s statement timeout; VACUUM needs none."""
+        if self.dialect != "postgresql":
+            return await self.db.engine()
+        from prefect.server.database.configurations import AsyncPostgresConfiguration
+
+        config = AsyncPostgresConfiguration(connection_url=self.db.database_config.connection_url)
+        config.timeout = None
+        config.sqlalchemy_pool_size = 1
+        config.sqlalchemy_max_overflow = 0
+        return await config.engine()

@@ -22,6 +22,7 @@ from uuid import UUID
 import httpx
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.sorting import FlowRunSort
+from prefect.exceptions import ObjectNotFound
 from prefect.logging import get_logger
 from pydantic import BaseModel, Field
 
@@ -83,7 +84,7 @@ async def delete_runs(
     while progress.deleted + progress.failed < approved:
         want = min(size, approved - progress.deleted - progress.failed)
         try:
-            deleted, failed = await batch.delete(want)
+            deleted, failed, seen = await batch.delete(want)
         except Exception as exc:
             progress.elapsed_seconds = time.monotonic() - started
             raise DeletionFailed(f"{type(exc).__name__}: {exc}", progress) from exc
@@ -91,24 +92,35 @@ async def delete_runs(
         progress.failed += failed
         progress.path = batch.path
         progress.elapsed_seconds = time.monotonic() - started
-        if on_progress is not None:
-            result = on_progress(progress.model_copy())
-            if result is not None:
-                await result
-        if deleted == 0 and failed == 0:
+        await _report(on_progress, progress)
+        if not seen:
             break  # nothing left that matches
     progress.elapsed_seconds = time.monotonic() - started
     return progress
 
 
+async def _report(on_progress: OnProgress | None, progress: Progress) -> None:
+    """Progress reporting is a courtesy: a failure there never stops a deletion."""
+    if on_progress is None:
+        return
+    try:
+        result = on_progress(progress.model_copy())
+        if result is not None:
+            await result
+    except Exception as exc:
+        logger.warning("could not report progress (%s: %s)", type(exc).__name__, exc)
+
+
 class _InProcess:
+    """One locking transaction per batch: select with the selection, delete, children too."""
+
     path: Path = "database"
 
     def __init__(self, database: Database, selection: Selection) -> None:
         self.database = database
         self.selection = selection
 
-    async def delete(self, limit: int) -> tuple[int, int]:
+    async def delete(self, limit: int) -> tuple[int, int, int]:
         import sqlalchemy as sa
         from prefect.server import models
         from prefect.server.schemas.filters import LogFilter, LogFilterFlowRunId
@@ -125,9 +137,10 @@ class _InProcess:
         async with self.database.transaction() as session:
             ids = list((await session.execute(query)).scalars().all())
             if not ids:
-                return 0, 0
+                return 0, 0, 0
             delete_flow_runs: Any = models.flow_runs.delete_flow_runs
             delete_logs: Any = models.logs.delete_logs
+            delete_artifact: Any = models.artifacts.delete_artifact
             deleted: list[UUID] = await delete_flow_runs(session=session, flow_run_ids=ids)
             # Logs and artifacts have no cascade from flow_run: remove them in the same
             # transaction, so a killed cleanup never leaves children of deleted runs.
@@ -135,45 +148,65 @@ class _InProcess:
                 session=session,
                 log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=list(deleted))),
             )
-            await session.execute(
-                sa.delete(db.Artifact).where(db.Artifact.flow_run_id.in_(deleted))
+            # Through Prefect's model, so artifact collections move to the latest survivor.
+            artifacts = await session.execute(
+                sa.select(db.Artifact.id).where(db.Artifact.flow_run_id.in_(deleted))
             )
-        return len(deleted), 0
+            for artifact_id in artifacts.scalars().all():
+                await delete_artifact(session=session, artifact_id=artifact_id)
+        return len(deleted), 0, len(ids)
 
 
 class _Api:
+    """Read a batch, check each run against the selection, delete exactly those ids.
+
+    A busy answer restarts the batch from the read, never re-sends a delete for
+    runs that may have changed meanwhile (retried in the UI, tagged ``keep``).
+    """
+
     def __init__(self, client: PrefectClient, selection: Selection) -> None:
         self.client = client
         self.selection = selection
         self.path: Path = "api-bulk"
         # Runs the server's filter matches but the selection refuses (protected tags
-        # cannot be negated in a FlowRunFilter): skipped on later reads.
+        # cannot be negated in a FlowRunFilter) or that failed to delete: skipped on
+        # later reads. It grows with the number of protected runs in scope.
         self.refused: list[UUID] = []
+        self.deleted = self.failed = 0
 
-    async def delete(self, limit: int) -> tuple[int, int]:
+    async def delete(self, limit: int) -> tuple[int, int, int]:
+        # Counted as they happen, so a batch restarted half-way never counts a run twice
+        # nor forgets one: the approved count holds however often the server is busy.
+        self.deleted = self.failed = 0
+        seen = await _retrying(lambda: self._delete(limit - self.deleted - self.failed))
+        return self.deleted, self.failed, seen
+
+    async def _delete(self, limit: int) -> int:
+        if limit <= 0:
+            return 1  # a restarted batch that had already done its share: not "exhausted"
         while True:
-            runs = await _retrying(
-                lambda: self.client.read_flow_runs(
-                    **self.selection.read_filters(exclude=self.refused),
-                    sort=FlowRunSort.EXPECTED_START_TIME_ASC,
-                    limit=limit,
-                )
+            runs = await self.client.read_flow_runs(
+                **self.selection.read_filters(exclude=self.refused),
+                sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+                limit=limit,
             )
             if not runs:
-                return 0, 0
+                return 0
             ids = [run.id for run in runs if self.selection.is_deletable(run)]
             self.refused.extend(run.id for run in runs if not self.selection.is_deletable(run))
             if ids:
                 break  # else a page of protected runs: read on
         if self.path == "api-bulk":
-            deleted = await self._bulk(ids)
-            if deleted is not None:
-                return deleted, 0
+            if await self._bulk(ids):
+                return len(ids)
             self.path = "api-per-run"
             logger.info("this server has no POST /flow_runs/bulk_delete; deleting run by run")
-        return await self._one_by_one(ids)
+        await self._one_by_one(ids)
+        return len(ids)
 
-    async def _bulk(self, ids: list[UUID]) -> int | None:
+    async def _bulk(self, ids: list[UUID]) -> bool:
+        """``bulk_delete`` restricted to these ids, and again to the selection's states
+        and cutoff, so the server re-checks what may have changed since the read."""
         body = {
             "flow_runs": self.selection.flow_run_filter(only=ids).model_dump(
                 mode="json", exclude_unset=True
@@ -181,31 +214,45 @@ class _Api:
             "limit": len(ids),
         }
         try:
-            response = await _retrying(
-                lambda: self.client._client.post("/flow_runs/bulk_delete", json=body)
-            )
+            # No public client method exists for this endpoint (Prefect 3.8).
+            response = await self.client._client.post("/flow_runs/bulk_delete", json=body)
         except httpx.HTTPStatusError as exc:
             if exc.response.status_code in (404, 405):
-                return None
+                return False
             raise
-        return len(response.json().get("deleted", []))
+        except httpx.TransportError:
+            # The server may have deleted them before the connection dropped: count
+            # them as deleted, so the cleanup can only ever delete fewer than approved.
+            self.deleted += len(ids)
+            raise
+        self.deleted += len(response.json().get("deleted", []))
+        return True
 
-    async def _one_by_one(self, ids: list[UUID]) -> tuple[int, int]:
-        deleted = failed = 0
+    async def _one_by_one(self, ids: list[UUID]) -> None:
+        """Servers without ``bulk_delete``: re-read each run just before deleting it."""
         for flow_run_id in ids:
             try:
-                await _retrying(partial(self.client._client.delete, f"/flow_runs/{flow_run_id}"))
+                await _retrying(partial(self._delete_one, flow_run_id))
             except httpx.HTTPStatusError as exc:
-                if exc.response.status_code != 404:  # 404: already gone, which is the goal
-                    failed += 1
-                    logger.warning(
-                        "could not delete flow run %s: HTTP %s",
-                        flow_run_id,
-                        exc.response.status_code,
-                    )
-                    continue
-            deleted += 1
-        return deleted, failed
+                if exc.response.status_code in RETRYABLE:
+                    raise
+                self.failed += 1
+                self.refused.append(flow_run_id)
+                logger.warning(
+                    "could not delete flow run %s: HTTP %s", flow_run_id, exc.response.status_code
+                )
+
+    async def _delete_one(self, flow_run_id: UUID) -> None:
+        """Read, check, delete: a busy answer restarts here, at the read."""
+        try:
+            run = await self.client.read_flow_run(flow_run_id)
+            if not self.selection.is_deletable(run):
+                self.refused.append(flow_run_id)
+                return
+            await self.client.delete_flow_run(flow_run_id)
+        except ObjectNotFound:
+            pass  # already gone, which is the goal
+        self.deleted += 1
 
 
 async def _retrying(call: Callable[[], Awaitable[T]]) -> T:

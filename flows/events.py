@@ -22,6 +22,7 @@ class Step(StrEnum):
     PREVIEWED = "janitor.cleanup.previewed"
     NOTHING_TO_DO = "janitor.cleanup.nothing-to-do"
     SKIPPED = "janitor.cleanup.skipped"
+    FAILED = "janitor.cleanup.failed"
     APPROVAL_REQUESTED = "janitor.approval.requested"
     APPROVAL_GRANTED = "janitor.approval.granted"
     APPROVAL_REJECTED = "janitor.approval.rejected"

@@ -12,19 +12,43 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
 from prefect.client.orchestration import PrefectClient
-from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.client.schemas.actions import (
+    GlobalConcurrencyLimitCreate,
+    GlobalConcurrencyLimitUpdate,
+)
 from prefect.concurrency.asyncio import concurrency
-from prefect.exceptions import ObjectAlreadyExists
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.logging import get_logger
 
 LIMIT_NAME = "prefect-janitor-cleanup"
 WAIT_SECONDS = 3.0
 LEASE_SECONDS = 60.0  # the server's minimum; renewed while the cleanup runs
+logger = get_logger("janitor.lock")
 
 
 async def ensure_limit(client: PrefectClient) -> None:
-    with suppress(ObjectAlreadyExists):
-        await client.create_global_concurrency_limit(
-            GlobalConcurrencyLimitCreate(name=LIMIT_NAME, limit=1)
+    """Create the limit, or put it back to one active slot if someone changed it.
+
+    An inactive limit, or one with more slots, would let cleanups race; the slot
+    is the bundle's own, so resetting it is safe (and logged).
+    """
+    try:
+        limit = await client.read_global_concurrency_limit_by_name(LIMIT_NAME)
+    except ObjectNotFound:
+        with suppress(ObjectAlreadyExists):  # another cleanup created it just now
+            await client.create_global_concurrency_limit(
+                GlobalConcurrencyLimitCreate(name=LIMIT_NAME, limit=1)
+            )
+        return
+    if limit.limit != 1 or not limit.active:
+        logger.warning(
+            "global concurrency limit %r was limit=%s active=%s; setting it back to 1, active",
+            LIMIT_NAME,
+            limit.limit,
+            limit.active,
+        )
+        await client.update_global_concurrency_limit(
+            LIMIT_NAME, GlobalConcurrencyLimitUpdate(limit=1, active=True)
         )
 
 
@@ -42,6 +66,9 @@ async def exclusive(client: PrefectClient) -> AsyncIterator[None]:
         timeout_seconds=WAIT_SECONDS,
         lease_duration=LEASE_SECONDS,
         strict=True,
+        # A lost lease must not cancel a deletion half-way: the filters make a
+        # second cleanup that starts meanwhile harmless.
+        raise_on_lease_renewal_failure=False,
     )
     try:
         await acquired.__aenter__()

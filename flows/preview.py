@@ -35,6 +35,7 @@ from flows.selection import Selection
 PAGE = 200  # the server's default maximum page size
 TOP = 15  # flows and deployments listed by name; the rest are summed as "others"
 SAMPLE = 10
+MAX_SAMPLE_LOGS = 5000  # log lines read to estimate the logs per run
 
 
 class Count(BaseModel):
@@ -244,11 +245,14 @@ async def _children(
         task_runs = max(0, task_runs - protected)
     logs = 0.0
     if sample:
-        ids = [run.id for run in sample]
-        lines = await client.read_logs(
-            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=ids)), limit=PAGE
-        )
-        logs = len(lines) / len(sample) * eligible
+        sample_logs = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id for run in sample]))
+        lines = 0
+        for offset in range(0, MAX_SAMPLE_LOGS, PAGE):
+            page = await client.read_logs(log_filter=sample_logs, limit=PAGE, offset=offset)
+            lines += len(page)
+            if len(page) < PAGE:
+                break
+        logs = lines / len(sample) * eligible
     return task_runs, logs
 
 

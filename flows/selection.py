@@ -25,6 +25,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilterDeploymentId,
     FlowRunFilterEndTime,
     FlowRunFilterId,
+    FlowRunFilterParentTaskRunId,
     FlowRunFilterState,
     FlowRunFilterStateType,
     FlowRunFilterTags,
@@ -75,7 +76,15 @@ class Selection:
     ) -> FlowRunFilter:
         """The server-side filter; protected tags cannot be negated in it, see ``is_deletable``."""
         return FlowRunFilter(
-            id=FlowRunFilterId(any_=only, not_any_=exclude or None) if only or exclude else None,
+            id=(
+                FlowRunFilterId(any_=only, not_any_=exclude or None)
+                if only is not None or exclude
+                else None
+            ),
+            # Top-level runs only, as Prefect's own vacuum: a subflow run is judged with
+            # its parent (whose tags it does not inherit) and becomes top-level once the
+            # parent is deleted (the link is ON DELETE SET NULL).
+            parent_task_run_id=FlowRunFilterParentTaskRunId(is_null_=True),
             state=FlowRunFilterState(
                 type=FlowRunFilterStateType(any_=[StateType(state) for state in self.states])
             ),
@@ -122,6 +131,8 @@ class Selection:
         if state not in self.states or run.end_time is None or run.end_time >= self.cutoff:
             return False
         if any(tag in self.protected_tags for tag in run.tags):
+            return False
+        if run.parent_task_run_id is not None:
             return False
         if self.flow_ids is not None and run.flow_id not in self.flow_ids:
             return False

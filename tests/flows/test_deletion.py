@@ -119,5 +119,6 @@ async def test_without_bulk_delete_and_under_503s_every_approved_run_goes(
 async def test_a_run_already_gone_counts_as_deleted(sqlite_server: LocalServer) -> None:
     selection = Selection(cutoff=datetime.now(UTC), states=("COMPLETED",))
     async with PrefectClient(sqlite_server.api_url) as client:
-        deleted, failed = await _Api(client, selection)._one_by_one([uuid.uuid4()])
-    assert (deleted, failed) == (1, 0)
+        api = _Api(client, selection)
+        await api._one_by_one([uuid.uuid4()])
+    assert (api.deleted, api.failed) == (1, 0)
