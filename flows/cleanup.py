@@ -71,15 +71,15 @@ async def database_cleanup(config: RetentionConfig = DEFAULTS) -> CleanupReport:
         try:
             async with exclusive(client):
                 report = await _cleanup(config, client, events, run.id)
+        except Busy as busy:
+            get_run_logger().warning("skipped: %s", busy)
+            events.emit(Step.SKIPPED, {"reason": str(busy)})
+            report = CleanupReport(outcome=Outcome.SKIPPED)
         except DeletionFailed:
             raise  # already announced as janitor.deletion.failed
         except Exception as exc:
             events.emit(Step.FAILED, {"error": f"{type(exc).__name__}: {exc}"})
             raise
-        except Busy as busy:
-            get_run_logger().warning("skipped: %s", busy)
-            events.emit(Step.SKIPPED, {"reason": str(busy)})
-            report = CleanupReport(outcome=Outcome.SKIPPED)
     report.flow_run_id = run.id
     return report
 

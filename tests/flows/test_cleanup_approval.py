@@ -10,6 +10,7 @@ from uuid import UUID
 import pytest
 from cleanup_support import RunCleanup, events_of, names, surviving
 from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 from prefect.client.schemas.filters import (
     FlowFilter,
     FlowFilterName,
@@ -18,11 +19,14 @@ from prefect.client.schemas.filters import (
     FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.sorting import FlowRunSort
 
 from flows.cleanup import CleanupReport, Outcome
 from flows.config import AISettings
 from flows.localserver import LocalServer
+from flows.lock import LIMIT_NAME, ensure_limit
 from flows.seed import RunSpec, make_history
+from triggers.errors import ScopeError
 
 pytestmark = pytest.mark.anyio
 
@@ -193,3 +197,42 @@ async def test_five_cleanups_at_once_give_one_and_four_skipped(
         assert report.flow_run_id is not None
         events = await events_of(server.api_url, report.flow_run_id, "janitor.cleanup.skipped")
         assert names(events) == ["janitor.cleanup.skipped"]
+
+
+async def test_a_loosened_cleanup_slot_is_put_back_to_one(
+    server: LocalServer, run_cleanup: RunCleanup, flow_name: str
+) -> None:
+    async with PrefectClient(server.api_url) as client:
+        await client.create_flow_from_name(flow_name)
+        await ensure_limit(client)
+        await client.update_global_concurrency_limit(
+            LIMIT_NAME, GlobalConcurrencyLimitUpdate(limit=5, active=False)
+        )
+
+    report = await run_cleanup(flows=[flow_name], approval="none")
+
+    assert report.outcome is Outcome.NOTHING_TO_DO
+    async with PrefectClient(server.api_url) as client:
+        limit = await client.read_global_concurrency_limit_by_name(LIMIT_NAME)
+    assert (limit.limit, limit.active) == (1, True)
+
+
+async def test_a_config_naming_an_unknown_flow_fails_with_the_fix_and_an_event(
+    server: LocalServer, run_cleanup: RunCleanup, flow_name: str
+) -> None:
+    async with PrefectClient(server.api_url) as client:
+        await client.create_flow_from_name(flow_name)
+
+    with pytest.raises(ScopeError, match=r"did you mean '" + flow_name) as caught:
+        await run_cleanup(flows=[flow_name + "x"], approval="none")
+
+    assert "fix the 'flows' parameter" in str(caught.value)
+    async with PrefectClient(server.api_url) as client:
+        runs = await client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["database-cleanup"])),
+            sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+            limit=1,
+        )
+    events = await events_of(server.api_url, runs[0].id, "janitor.cleanup.failed")
+    assert names(events) == ["janitor.cleanup.failed"]
+    assert "ScopeError" in events[0]["payload"]["error"]
