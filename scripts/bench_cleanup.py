@@ -1,0 +1,461 @@
+"""Benchmark the cleanup's deletion against the alternatives, on identical seeded data.
+
+    python scripts/bench_cleanup.py [--sizes 10000,50000] [--backends sqlite,postgres]
+        [--slow-runs 300] [--api-runs 5000] [--batch-size 500] [--quick]
+
+Per backend and size N, N finished runs that look real (3 task runs and 5 logs
+each, ended about 60 days ago) are seeded once into a template; each method then
+gets its own copy and runs in a fresh subprocess (clean peak-memory numbers, and
+none of Prefect's process-global caches shared between databases):
+
+(a) the published example: read the runs through the API, then one
+    ``delete_flow_run`` at a time with a 0.1 s sleep (the first --slow-runs runs);
+(b) the same without the sleep;
+(c) this cleanup: the real ``database_cleanup`` flow, approval "none", on the
+    in-process database path (all N runs) and on the API path (--api-runs runs);
+(d) Prefect's own vacuum, ``vacuum_old_flow_runs``, in-process (all N runs).
+
+Progress goes to stderr; a markdown table, notes and target checks to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+
+from flows.localserver import LocalServer, sqlite_url
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+RETENTION_DAYS = 30
+LABELS = {
+    "a": "(a) example loop, 0.1 s sleep",
+    "b": "(b) per-run delete_flow_run",
+    "db": "(c) cleanup, in-process database path",
+    "api": "(c) cleanup, API path (bulk_delete)",
+    "vacuum": "(d) Prefect vacuum_old_flow_runs",
+}
+STARTED = time.monotonic()
+
+
+def say(message: str) -> None:
+    print(f"[{time.monotonic() - STARTED:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+# -- the measurements, each run by a subprocess of this script ---------------------------
+
+
+async def child(method: str, args: argparse.Namespace) -> dict[str, float]:
+    started = time.perf_counter()
+    deleted, seconds = 0, 0.0
+    if method == "baseline":
+        import flows.cleanup  # noqa: F401  (what the cleanup imports, nothing run)
+    elif method in ("a", "b"):
+        deleted, seconds = await per_run_loop(args.slow_runs, 0.1 if method == "a" else 0.0)
+    elif method == "vacuum":
+        deleted, seconds = await prefect_vacuum()
+    else:
+        limit = args.api_runs if method == "api" and args.api_runs else 10_000_000
+        deleted, seconds = await cleanup_flow(method, limit, args.batch_size)
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent across exec.
+    status = Path("/proc/self/status").read_text().split("VmHWM:")[1]
+    peak_mb = int(status.split()[0]) / 1024  # kB
+    total = time.perf_counter() - started
+    return {"deleted": deleted, "seconds": seconds, "peak_mb": peak_mb, "total": total}
+
+
+async def per_run_loop(limit: int, pause: float) -> tuple[int, float]:
+    from prefect import get_client
+    from prefect.client.schemas import filters
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    from flows.config import TERMINAL
+
+    old = filters.FlowRunFilter(
+        end_time=filters.FlowRunFilterEndTime(
+            before_=datetime.now(UTC) - timedelta(days=RETENTION_DAYS)
+        ),
+        state={"type": {"any_": [StateType(state) for state in TERMINAL]}},
+    )
+    started = time.perf_counter()
+    async with get_client() as client:
+        runs: list[Any] = []
+        while len(runs) < limit:
+            page = await client.read_flow_runs(
+                flow_run_filter=old,
+                sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+                limit=min(200, limit - len(runs)),
+                offset=len(runs),
+            )
+            runs += page
+            if not page:
+                break
+        for run in runs:
+            await client.delete_flow_run(run.id)
+            if pause:
+                await asyncio.sleep(pause)
+    return len(runs), time.perf_counter() - started
+
+
+async def cleanup_flow(method: str, limit: int, batch_size: int) -> tuple[int, float]:
+    from flows.cleanup import database_cleanup
+    from flows.config import RetentionConfig
+
+    config = RetentionConfig(
+        approval="none",
+        retention_days=RETENTION_DAYS,
+        max_runs=limit,
+        batch_size=batch_size,
+        deletion="auto" if method == "db" else "api",
+    )
+    report = await database_cleanup(config)
+    summary, path = report.summary, "database" if method == "db" else "api-bulk"
+    if summary is None or summary.path != path or summary.error:
+        raise RuntimeError(f"the cleanup did not delete on the {path} path: {report}")
+    return summary.deleted, summary.duration_seconds
+
+
+async def prefect_vacuum() -> tuple[int, float]:
+    import sqlalchemy as sa
+    from prefect.server.database import provide_database_interface
+    from prefect.server.services.db_vacuum import vacuum_old_flow_runs
+
+    db = provide_database_interface()
+    count = sa.select(sa.func.count()).select_from(db.FlowRun)
+    async with db.session_context() as session:
+        before = int(await session.scalar(count) or 0)
+    started = time.perf_counter()
+    await vacuum_old_flow_runs(db=db)
+    seconds = time.perf_counter() - started
+    async with db.session_context() as session:
+        return before - int(await session.scalar(count) or 0), seconds
+
+
+# -- databases: templates, copies, counts ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Db:
+    backend: str
+    name: str  # a file path on SQLite, a database name on PostgreSQL
+
+    @property
+    def url(self) -> str:
+        if self.backend == "sqlite":
+            return sqlite_url(Path(self.name))
+        return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{self.name}"
+
+
+CREATED: list[Db] = []  # dropped at the end, also on Ctrl-C and errors
+
+
+async def pg(sql: str, database: str = "postgres") -> list[Any]:
+    conn = await asyncpg.connect(f"{POSTGRES}/{database}", timeout=5)
+    try:
+        return list(await conn.fetch(sql))
+    finally:
+        await conn.close()
+
+
+def create(backend: str, work: Path, label: str, template: Db | None = None) -> Db:
+    """A new empty database, or a copy of a template whose server is stopped."""
+    if backend == "sqlite":
+        db = Db(backend, str(work / f"{label}.db"))
+        if template is not None:  # the backup API reads through the WAL, whatever its state
+            with (
+                contextlib.closing(sqlite3.connect(template.name)) as source,
+                contextlib.closing(sqlite3.connect(db.name)) as target,
+            ):
+                source.backup(target)
+    else:
+        db = Db(backend, f"janitor_bench_{uuid.uuid4().hex[:8]}_{label}")
+        sql = f'CREATE DATABASE "{db.name}"' + (f' TEMPLATE "{template.name}"' if template else "")
+        for attempt in range(30):  # a stopped server's connections may take a moment to go
+            try:
+                asyncio.run(pg(sql))
+                break
+            except asyncpg.ObjectInUseError:
+                if attempt == 29:
+                    raise
+                time.sleep(1)
+    CREATED.append(db)
+    return db
+
+
+def drop(db: Db) -> None:
+    if db.backend == "sqlite":
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(db.name + suffix).unlink(missing_ok=True)
+    else:
+        asyncio.run(pg(f'DROP DATABASE IF EXISTS "{db.name}" WITH (FORCE)'))
+    CREATED.remove(db)
+
+
+def left(db: Db) -> str:
+    """Seeded runs, task runs and logs still there (all of them ended before the cutoff)."""
+    cut = (datetime.now(UTC) - timedelta(days=RETENTION_DAYS)).strftime("%Y-%m-%d %H:%M:%S")
+    sql = "SELECT " + ", ".join(
+        f"(SELECT count(*) FROM {table} WHERE {column} < '{cut}')"
+        for table, column in (
+            ("flow_run", "end_time"),
+            ("task_run", "end_time"),
+            ("log", "timestamp"),
+        )
+    )
+    if db.backend == "sqlite":
+        with contextlib.closing(sqlite3.connect(db.name)) as conn:
+            row = tuple(conn.execute(sql).fetchone())
+    else:
+        row = tuple(asyncio.run(pg(sql, db.name))[0])
+    return "/".join(map(str, row))
+
+
+def seed(db: Db, n: int, home: Path) -> None:
+    from flows.seed_bulk import bulk_seed
+
+    def progress(done: int) -> None:
+        if done % max(n // 5, 1) < 2000:  # about every fifth (bulk_seed writes 2000 a chunk)
+            say(f"  seeded {done}/{n}")
+
+    say(f"{db.backend} N={n}: seeding the template")
+    started = time.monotonic()
+    with LocalServer(home, db.url) as server:
+        seeded = asyncio.run(bulk_seed(server.api_url, db.url, n, progress=progress))
+    say(
+        f"  seeded {seeded.runs} runs, {seeded.task_runs} task runs, {seeded.logs} logs "
+        f"in {time.monotonic() - started:.0f} s"
+    )
+
+
+# -- one method on a fresh copy ----------------------------------------------------------
+
+
+@dataclass
+class Result:
+    backend: str
+    n: int
+    method: str
+    deleted: int
+    seconds: float
+    peak_mb: float
+    left: str
+
+    @property
+    def rate(self) -> float:
+        return self.deleted / self.seconds if self.seconds > 0 else 0.0
+
+
+def run_child(method: str, home: Path, args: argparse.Namespace, **env: str) -> dict[str, float]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    environment.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", **env)
+    command = [sys.executable, __file__, "--child", method, "--slow-runs", str(args.slow_runs)]
+    command += ["--batch-size", str(args.batch_size), "--api-runs", str(args.api_runs)]
+    done = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)
+    found = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode or not found:
+        raise RuntimeError(f"{method} failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    result: dict[str, float] = json.loads(found[-1].removeprefix("RESULT "))
+    return result
+
+
+def measure(template: Db, n: int, method: str, args: argparse.Namespace, work: Path) -> Result:
+    home = work / f"{template.backend}-{n}-{method}"
+    db = create(template.backend, work, f"{n}_{method}", template)
+    say(f"{template.backend} N={n}: {LABELS[method]}")
+    env = {"PREFECT_SERVER_DATABASE_CONNECTION_URL": db.url} if method in ("db", "vacuum") else {}
+    try:
+        if method == "vacuum":  # in-process, as inside the server, with retention 30 days
+            env["PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD"] = str(RETENTION_DAYS * 86400)
+            out = run_child(method, home, args, **env)
+        else:
+            with LocalServer(home / "server", db.url) as server:
+                out = run_child(method, home, args, PREFECT_API_URL=server.api_url, **env)
+        remaining = left(db)
+    finally:
+        drop(db)
+    result = Result(
+        template.backend, n, method, int(out["deleted"]), out["seconds"], out["peak_mb"], remaining
+    )
+    say(
+        f"  {result.deleted} runs in {result.seconds:.1f} s = {result.rate:.0f} runs/s "
+        f"(process {out['total']:.1f} s, peak RSS {result.peak_mb:.0f} MB); left {remaining}"
+    )
+    return result
+
+
+def bench(backend: str, n: int, args: argparse.Namespace, work: Path, into: list[Result]) -> None:
+    template = create(backend, work, f"{n}_template")
+    try:
+        seed(template, n, work / f"{backend}-{n}-seed")
+        for method in args.methods:
+            into.append(measure(template, n, method, args, work))
+    finally:
+        drop(template)
+
+
+# -- the report --------------------------------------------------------------------------
+
+
+def table(results: list[Result], baseline: float) -> str:
+    head = ["backend", "N", "method", "runs deleted", "seconds", "runs/s", "vs (a)", "vs (b)"]
+    head += ["vs (d)", "peak RSS MB (+ over baseline)", "left runs/tasks/logs"]
+    rates = {(r.backend, r.n, r.method): r.rate for r in results}
+    rows = [head, ["---"] * len(head)]
+    for r in results:
+        ratios = []
+        for ref in ("a", "b", "vacuum"):
+            other = rates.get((r.backend, r.n, ref))
+            ratios.append("-" if ref == r.method or not other else f"{r.rate / other:.1f}x")
+        cells = [r.backend, str(r.n), LABELS[r.method], str(r.deleted), f"{r.seconds:.2f}"]
+        memory = f"{r.peak_mb:.0f} ({r.peak_mb - baseline:+.0f})"
+        rows.append([*cells, f"{r.rate:.0f}", *ratios, memory, r.left])
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
+
+
+def checks(results: list[Result]) -> list[str]:
+    """PASS/FAIL for the in-process path (what a cleanup that reaches the database uses);
+    the API path's numbers against the same targets are shown as "info"."""
+    by = {(r.backend, r.n, r.method): r for r in results}
+    lines = []
+    for (backend, n, method), r in by.items():
+        targets = [("a", 30.0), ("b", 3.0)] if backend == "sqlite" else []
+        for ref, want in [*targets, ("vacuum", 0.5)] if method in ("db", "api") else []:
+            other = by.get((backend, n, ref))
+            ratio = r.rate / other.rate if other and other.rate else 0.0
+            verdict = ("PASS" if ratio >= want else "FAIL") if method == "db" else "info"
+            lines.append(
+                f"{verdict} {backend} N={n}: {LABELS[method]} is {ratio:.2f}x {LABELS[ref]}"
+                f" (target >= {want:g}x)"
+            )
+    for backend in dict.fromkeys(r.backend for r in results):
+        for method in ("db", "api"):
+            peaks = sorted(
+                (r.n, r.peak_mb) for r in results if (r.backend, r.method) == (backend, method)
+            )
+            if len(peaks) > 1:
+                (small, low), (large, high) = peaks[0], peaks[-1]
+                lines.append(
+                    f"{'PASS' if high - low <= 20 else 'FAIL'} {backend}: {LABELS[method]} peak "
+                    f"RSS {low:.0f} MB at N={small}, {high:.0f} MB at N={large} "
+                    f"(target: flat in N, within 20 MB)"
+                )
+            lines += [
+                f"{'PASS' if mb < 200 else 'FAIL'} {backend} N={n}: {LABELS[method]} peak RSS "
+                f"{mb:.0f} MB (target < 200 MB at 100k runs)"
+                for n, mb in peaks
+                if n >= 100_000
+            ]
+    return lines
+
+
+NOTES = """\
+- Seeded per run: 3-4 flow run states, 3 task runs with 3 states each, 5 logs, no artifacts.
+- (a) and (b) read the first {slow} runs through the API, then delete them one by one;
+  the (c) database path and (d) delete all N, the (c) API path the first {api} (0: all).
+  runs/s of (c) is the flow's own summary: deleted / deletion time (the flow's start,
+  preview and approval are not counted).
+- (c) deletes each batch's runs (task runs and states cascade), logs and artifacts in one
+  transaction: {batch} runs a batch on the database path, 50 through bulk_delete, whose
+  logs the server deletes afterwards, one background task per run. (d) deletes runs in
+  batches of 200, then their logs and artifacts in separate batches: comparable work.
+  (d) runs with no server; (a), (b) and (c) talk to a `prefect server start` on the copy.
+- Peak RSS: the measuring subprocess's max RSS; the baseline, {baseline:.0f} MB, is a process
+  that only imports prefect and flows.cleanup. "left": seeded rows still there afterwards
+  (on the API paths, logs of deleted runs whose background deletion had not run when the
+  server was stopped count too).
+- (b) on SQLite: a delete right after another meets the server's background log deletion
+  holding the write lock; the server answers 503 and Prefect's client retries about 2 s
+  later. (a)'s 0.1 s sleep avoids most of these collisions.
+- Code: {commit}. Load average (1, 5, 15 min): {start} at the start, {end} at the end;
+  {cpus} cores."""
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--sizes", default="10000,50000", help="runs to seed, comma-separated")
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--slow-runs", type=int, default=300, help="runs (a) and (b) delete")
+    parser.add_argument("--api-runs", type=int, default=5000, help="the API path's (0: all N)")
+    parser.add_argument("--batch-size", type=int, default=500, help="the cleanup's batch_size")
+    parser.add_argument(
+        "--quick", action="store_true", help="sizes 2000,10000, slow/api-runs 100/1000"
+    )
+    parser.add_argument("--methods", default=",".join(LABELS), help=f"of {','.join(LABELS)}")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.quick:
+        args.sizes, args.slow_runs, args.api_runs = "2000,10000", 100, 1000
+    args.sizes = [int(size) for size in str(args.sizes).split(",")]
+    args.backends = str(args.backends).split(",")
+    args.methods = [method for method in str(args.methods).split(",") if method in LABELS]
+    return args
+
+
+def reachable() -> bool:
+    try:
+        asyncio.run(pg("SELECT 1"))
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return False
+    return True
+
+
+def commit() -> str:
+    """The commit measured, and whether flows/ differs from it."""
+    git = ["git", "-C", str(Path(__file__).resolve().parent.parent)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    changed = subprocess.run([*git, "status", "--porcelain", "flows"], capture_output=True)
+    return head.stdout.strip() + (" with uncommitted changes in flows/" if changed.stdout else "")
+
+
+def load() -> str:
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def main() -> None:
+    args = parse_args()
+    if args.child:
+        print("RESULT " + json.dumps(asyncio.run(child(args.child, args))), flush=True)
+        return
+    start, code, baseline = load(), commit(), 0.0
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="janitor-bench-") as tmp:
+        try:
+            baseline = run_child("baseline", Path(tmp) / "baseline", args)["peak_mb"]
+            for backend in args.backends:
+                if backend == "postgres" and not reachable():
+                    say("PostgreSQL is not reachable on 127.0.0.1:5432: skipped")
+                    continue
+                for n in args.sizes:
+                    bench(backend, n, args, Path(tmp), results)
+        except KeyboardInterrupt:
+            say("interrupted: the results so far follow")
+        finally:
+            for db in list(CREATED):
+                with contextlib.suppress(Exception):
+                    drop(db)
+    print(table(results, baseline), end="\n\n")
+    notes = {"slow": args.slow_runs, "api": args.api_runs, "batch": args.batch_size}
+    if commit() != code:  # someone committed or edited flows/ while this ran
+        code = f"{code} at the start, {commit()} at the end"
+    notes.update(baseline=baseline, commit=code, start=start, end=load())
+    print(NOTES.format(**notes, cpus=os.cpu_count()))
+    print("", *checks(results), sep="\n")
+
+
+if __name__ == "__main__":
+    main()
