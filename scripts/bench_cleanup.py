@@ -381,8 +381,8 @@ NOTES = """\
 - (b) on SQLite: a delete right after another meets the server's background log deletion
   holding the write lock; the server answers 503 and Prefect's client retries about 2 s
   later. (a)'s 0.1 s sleep avoids most of these collisions.
-- Code: {commit}. Load average (1, 5, 15 min): {start} at the start, {end} at the end;
-  {cpus} cores."""
+- flows/ at: {commit}.
+- Load average (1, 5, 15 min): {start} at the start, {end} at the end; {cpus} cores."""
 
 
 def parse_args() -> argparse.Namespace:
@@ -415,11 +415,12 @@ def reachable() -> bool:
 
 
 def commit() -> str:
-    """The commit measured, and whether flows/ differs from it."""
+    """The last commit of the code measured (flows/), and whether it has been edited since."""
     git = ["git", "-C", str(Path(__file__).resolve().parent.parent)]
-    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    last = [*git, "log", "-1", "--format=%h %s", "--", "flows"]
+    head = subprocess.run(last, capture_output=True, text=True).stdout.strip()[:60]
     changed = subprocess.run([*git, "status", "--porcelain", "flows"], capture_output=True)
-    return head.stdout.strip() + (" with uncommitted changes in flows/" if changed.stdout else "")
+    return head + (", with uncommitted changes" if changed.stdout else "")
 
 
 def load() -> str:
@@ -450,7 +451,7 @@ def main() -> None:
                     drop(db)
     print(table(results, baseline), end="\n\n")
     notes = {"slow": args.slow_runs, "api": args.api_runs, "batch": args.batch_size}
-    if commit() != code:  # someone committed or edited flows/ while this ran
+    if commit() != code:  # flows/ changed while this ran: the results may mix both
         code = f"{code} at the start, {commit()} at the end"
     notes.update(baseline=baseline, commit=code, start=start, end=load())
     print(NOTES.format(**notes, cpus=os.cpu_count()))
