@@ -14,7 +14,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 if TYPE_CHECKING:
@@ -67,6 +67,17 @@ class Database:
                 # memory flat and small whatever the size of the database.
                 await session.execute(sa.text(f"PRAGMA cache_size = -{SQLITE_CACHE_KB}"))
             yield session
+
+    @property
+    def connection_url(self) -> str:
+        return str(self.db.database_config.connection_url)
+
+    async def scalar(self, sql: str, **params: Any) -> Any:
+        """One read-only query, for the metric probe."""
+        import sqlalchemy as sa
+
+        async with self.db.session_context() as session:
+            return await session.scalar(sa.text(sql), params)
 
     async def size_bytes(self) -> int | None:
         import sqlalchemy as sa

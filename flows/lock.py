@@ -1,4 +1,4 @@
-"""One cleanup at a time, through a Prefect global concurrency limit.
+"""One cleanup (and one probe) at a time, through Prefect global concurrency limits.
 
 Five triggers firing together must give one cleanup, not five deletions racing
 over the same rows. The limit is created on first use (one slot); a cleanup
@@ -26,42 +26,42 @@ LEASE_SECONDS = 60.0  # the server's minimum; renewed while the cleanup runs
 logger = get_logger("janitor.lock")
 
 
-async def ensure_limit(client: PrefectClient) -> None:
+async def ensure_limit(client: PrefectClient, name: str = LIMIT_NAME) -> None:
     """Create the limit, or put it back to one active slot if someone changed it.
 
     An inactive limit, or one with more slots, would let cleanups race; the slot
     is the bundle's own, so resetting it is safe (and logged).
     """
     try:
-        limit = await client.read_global_concurrency_limit_by_name(LIMIT_NAME)
+        limit = await client.read_global_concurrency_limit_by_name(name)
     except ObjectNotFound:
         with suppress(ObjectAlreadyExists):  # another cleanup created it just now
             await client.create_global_concurrency_limit(
-                GlobalConcurrencyLimitCreate(name=LIMIT_NAME, limit=1)
+                GlobalConcurrencyLimitCreate(name=name, limit=1)
             )
         return
     if limit.limit != 1 or not limit.active:
         logger.warning(
             "global concurrency limit %r was limit=%s active=%s; setting it back to 1, active",
-            LIMIT_NAME,
+            name,
             limit.limit,
             limit.active,
         )
         await client.update_global_concurrency_limit(
-            LIMIT_NAME, GlobalConcurrencyLimitUpdate(limit=1, active=True)
+            name, GlobalConcurrencyLimitUpdate(limit=1, active=True)
         )
 
 
 class Busy(Exception):
-    """Another cleanup holds the slot."""
+    """Another run holds the slot."""
 
 
 @asynccontextmanager
-async def exclusive(client: PrefectClient) -> AsyncIterator[None]:
-    """Hold the cleanup slot for the body, or raise ``Busy`` before entering it."""
-    await ensure_limit(client)
+async def exclusive(client: PrefectClient, name: str = LIMIT_NAME) -> AsyncIterator[None]:
+    """Hold the slot ``name`` for the body, or raise ``Busy`` before entering it."""
+    await ensure_limit(client, name)
     acquired = concurrency(
-        LIMIT_NAME,
+        name,
         occupy=1,
         timeout_seconds=WAIT_SECONDS,
         lease_duration=LEASE_SECONDS,
@@ -73,7 +73,7 @@ async def exclusive(client: PrefectClient) -> AsyncIterator[None]:
     try:
         await acquired.__aenter__()
     except TimeoutError as exc:
-        raise Busy(f"another cleanup holds {LIMIT_NAME!r}") from exc
+        raise Busy(f"another run holds {name!r}") from exc
     try:
         yield
     except BaseException as exc:

@@ -1,7 +1,8 @@
 """The one-command local stack: a Prefect server on SQLite, Slack printed, automations synced.
 
 Everything lives in a project-local folder (``.janitor/``) and binds to
-127.0.0.1 only. Later parts (served deployments, the metric probe) join here.
+127.0.0.1 only. The cleanup and metric-probe deployments are served from one
+process beside the server, before sync, so the automations can name them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flows.localserver import LocalServer, sqlite_url
+from flows.serve import CLEANUP, PROBE, Served
 from flows.slackconsole import SlackConsole
 from triggers.plan import Plan
 from triggers.sync import Mode, Outcome, sync
@@ -29,6 +31,7 @@ class Stack:
     say: Callable[[str], None] = print
     server: LocalServer | None = None
     slack: SlackConsole | None = None
+    served: Served | None = None
     environ: dict[str, str] = field(default_factory=dict)
 
     def start(
@@ -47,6 +50,18 @@ class Stack:
         )
         self.say(f"starting Prefect server on {self.server.ui_url} (log: {self.server.log_path})")
         self.server.start().wait()
+        self.say(f"serving the deployments {CLEANUP} and {PROBE} (log: {self.home / 'serve.log'})")
+        self.served = Served(
+            self.server.api_url,
+            self.home / "serve.log",
+            {
+                **self.environ,
+                # The probe and the cleanup read the server's database directly.
+                "PREFECT_SERVER_DATABASE_CONNECTION_URL": self.server.database_url,
+                "PREFECT_HOME": str(self.home / "worker"),
+            },
+        )
+        self.served.start().wait()
         return asyncio.run(
             sync(
                 automations,
@@ -58,6 +73,8 @@ class Stack:
         )
 
     def stop(self) -> None:
+        if self.served is not None:
+            self.served.stop()
         if self.server is not None:
             self.server.stop()
         if self.slack is not None:

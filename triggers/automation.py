@@ -6,11 +6,18 @@ from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from prefect.events.schemas.automations import AutomationCore
-from pydantic import Discriminator, Field, Tag, field_validator
+from pydantic import Discriminator, Field, PrivateAttr, Tag, field_validator, model_validator
 
 from triggers.action import ActionSpec, Resolver
 from triggers.base import SpecModel
-from triggers.trigger import StrList, TriggerSpec
+from triggers.metric import RESOLVED, MetricTriggerSpec, resource_id, slug
+from triggers.trigger import (
+    EventTriggerSpec,
+    StrList,
+    TriggerSpec,
+    assign_rule_ids,
+    metric_triggers,
+)
 
 OWNER_TAG = "managed-by:prefect-janitor"
 """Sync creates, updates and deletes only automations carrying this tag."""
@@ -37,7 +44,11 @@ class AutomationSpec(SpecModel):
         default_factory=list, description="What to do when the automation enters Triggered."
     )
     actions_on_resolve: list[ActionSpec] = Field(
-        default_factory=list, description="What to do when the automation resolves."
+        default_factory=list,
+        description="What to do when the automation resolves. With metric triggers, when a "
+        "breach ends: sync moves these to a companion automation named "
+        "'<name> (resolved)' on the probe's janitor.metric.resolved event, because the "
+        "OSS server never resolves an event trigger by itself.",
     )
     owner_resource: None = Field(
         None,
@@ -45,6 +56,47 @@ class AutomationSpec(SpecModel):
         "never returns it and cannot update it, so sync could not keep it in step. "
         f"Ownership is the {OWNER_TAG} tag.",
     )
+
+    _resolves: str | None = PrivateAttr(None)
+    """For a companion: the name of the automation whose metric breaches it resolves."""
+
+    @model_validator(mode="after")
+    def _name_metric_rules(self) -> AutomationSpec:
+        assign_rule_ids(self.trigger, slug(self.name))
+        return self
+
+    @property
+    def metric_triggers(self) -> list[MetricTriggerSpec]:
+        return metric_triggers(self.trigger)
+
+    @property
+    def resolves(self) -> str | None:
+        return self._resolves
+
+    def companion(self) -> AutomationSpec | None:
+        """The automation that runs ``actions_on_resolve`` when a metric breach ends.
+
+        It fires when any of this automation's metric rules resolves: for one
+        metric that is the end of its breach; for ``all`` of several, the first
+        one to end is the end of the condition.
+        """
+        rules = self.metric_triggers
+        if not rules or not self.actions_on_resolve:
+            return None
+        companion = AutomationSpec(
+            name=f"{self.name} (resolved)",
+            description=f"Runs the actions_on_resolve of {self.name!r} when its metric "
+            "breach ends. Managed by sync with that automation.",
+            enabled=self.enabled,
+            tags=self.tags,
+            trigger=EventTriggerSpec(
+                expect=[RESOLVED],
+                match={"prefect.resource.id": [resource_id(rule.rule_id) for rule in rules]},
+            ),
+            actions=self.actions_on_resolve,
+        )
+        companion._resolves = self.name
+        return companion
 
     @field_validator("owner_resource", mode="before")
     @classmethod
@@ -66,6 +118,8 @@ class AutomationSpec(SpecModel):
             ]
             for field in ACTION_LISTS
         }
+        if self.metric_triggers:
+            compiled["actions_on_resolve"] = []  # run by the companion automation
         return AutomationCore(
             name=self.name,
             description=self.description,

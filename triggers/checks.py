@@ -22,6 +22,7 @@ from triggers.action import CallWebhookSpec, RunDeploymentSpec, SendNotification
 from triggers.automation import ACTION_LISTS, AutomationSpec
 from triggers.blocks import block_kind_error
 from triggers.errors import Location, Problem
+from triggers.metric import FIRING, MetricTriggerSpec, resource_id
 from triggers.problems import closest, dotted, from_validation
 from triggers.source import Document, PathKey
 from triggers.template import TemplateRef
@@ -302,6 +303,8 @@ def _first_expected(trigger: Any) -> tuple[str, str]:
         if isinstance(resource, list):
             resource = resource[0] if resource else "janitor.sample"
         return event.replace("*", "sample"), resource.replace("*", "sample")
+    if isinstance(trigger, MetricTriggerSpec):
+        return FIRING, resource_id(trigger.rule_id)
     if isinstance(trigger, CompoundTriggerSpec | SequenceTriggerSpec):
         return _first_expected(trigger.triggers[0])
     return "janitor.sample", "janitor.sample"

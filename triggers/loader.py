@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from prefect.types import MAX_VARIABLE_VALUE_LENGTH
 from pydantic import TypeAdapter, ValidationError
 
 from triggers import checks
@@ -15,6 +17,7 @@ from triggers.automation import AutomationSpec, BlockSpec, DocumentSpec
 from triggers.blocks import validate_block_data
 from triggers.errors import Location, Problem, SpecError
 from triggers.problems import from_validation
+from triggers.rules import Rule, rules_of
 from triggers.source import Document, PathKey, interpolate, read_documents
 
 SpecT = TypeVar("SpecT", AutomationSpec, BlockSpec)
@@ -46,6 +49,21 @@ class Bundle:
 
     def block(self, reference: str) -> Declared[BlockSpec] | None:
         return next((b for b in self.blocks if b.spec.reference == reference), None)
+
+    def with_companions(self, only: set[str] | None) -> set[str] | None:
+        """``--only NAME`` also covers the companion that resolves NAME's metric breaches."""
+        if not only:
+            return only
+        return only | {a.spec.name for a in self.automations if a.spec.resolves in only}
+
+    def rules(self, only: set[str] | None = None) -> list[tuple[Rule, Declared[AutomationSpec]]]:
+        """Every metric rule declared, with where it was declared."""
+        return [
+            (rule, declared)
+            for declared in self.automations
+            if not only or declared.spec.name in only
+            for rule in rules_of(declared.spec)
+        ]
 
 
 def spec_files(root: Path) -> list[Path]:
@@ -153,6 +171,9 @@ def _validate(
     checks.check_block_kinds(spec, document, problems)
     if len(problems) == before:
         bundle.automations.append(Declared(spec, document))
+        companion = spec.companion()
+        if companion is not None:
+            bundle.automations.append(Declared(companion, document))
 
 
 def _duplicates(bundle: Bundle) -> list[Problem]:
@@ -170,6 +191,27 @@ def _duplicates(bundle: Bundle) -> list[Problem]:
                     declared.locate(("name",)),
                     f"{kind} {key!r} is declared twice (first at {first.locate(('name',))})",
                     "rename one of them or delete the copy",
+                )
+            )
+    rules: dict[str, Declared[AutomationSpec]] = {}
+    for rule, declared in bundle.rules():
+        first_rule = rules.setdefault(rule.id, declared)
+        if first_rule is not declared:
+            problems.append(
+                Problem(
+                    declared.locate(("trigger",)),
+                    f"metric rule id {rule.id!r} is used twice "
+                    f"(first by {first_rule.spec.name!r} at {first_rule.locate(('trigger',))})",
+                    "give one of the metric triggers its own `id:`",
+                )
+            )
+        if len(json.dumps(rule.published())) > MAX_VARIABLE_VALUE_LENGTH:
+            problems.append(
+                Problem(
+                    declared.locate(("trigger",)),
+                    f"metric rule {rule.id!r} is too long to publish "
+                    f"(a Prefect Variable holds {MAX_VARIABLE_VALUE_LENGTH} characters)",
+                    "shorten its query (fewer flows, deployments or tags)",
                 )
             )
     return problems

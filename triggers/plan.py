@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
@@ -15,49 +13,9 @@ from triggers.automation import OWNER_TAG, AutomationSpec, BlockSpec
 from triggers.compare import Change, canonical, diff, from_server
 from triggers.errors import Location, Problem, SpecError
 from triggers.loader import Bundle, Declared
+from triggers.published import rule_steps
 from triggers.resolve import Resolver, ServerState, placeholder
-
-
-class Verb(StrEnum):
-    CREATE = "create"
-    UPDATE = "update"
-    UNCHANGED = "unchanged"
-    DELETE = "delete"
-    ORPHAN = "orphan"
-    CONFLICT = "conflict"
-
-
-@dataclass
-class Step:
-    """One object and what will happen to it."""
-
-    kind: str  # "automation" | "block"
-    name: str
-    verb: Verb
-    changes: list[Change] = field(default_factory=list)
-    server_id: UUID | None = None
-    note: str = ""
-    declared: Declared[Any] | None = field(default=None, repr=False)
-
-    @property
-    def writes(self) -> bool:
-        return self.verb in (Verb.CREATE, Verb.UPDATE, Verb.DELETE)
-
-
-@dataclass
-class Plan:
-    steps: list[Step]
-
-    @property
-    def in_sync(self) -> bool:
-        return all(step.verb == Verb.UNCHANGED for step in self.steps)
-
-    @property
-    def conflicts(self) -> list[Step]:
-        return [step for step in self.steps if step.verb == Verb.CONFLICT]
-
-    def count(self, verb: Verb) -> int:
-        return sum(1 for step in self.steps if step.verb == verb)
+from triggers.step import Plan, Step, Verb
 
 
 def compile_all(
@@ -101,6 +59,7 @@ def make_plan(
                     for name in sorted(unknown)
                 ]
             )
+    only = bundle.with_companions(only)
     steps: list[Step] = []
     needed_blocks = _blocks_in_scope(bundle, only)
     pending: dict[str, dict[str, UUID]] = {"block": {}, "automation": {}}
@@ -147,6 +106,7 @@ def make_plan(
                     note=why + ("" if prune else "; sync --prune deletes it"),
                 )
             )
+    steps.extend(rule_steps(bundle, state.rules, prune=prune, only=only))
     return Plan(steps)
 
 

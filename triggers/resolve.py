@@ -19,6 +19,7 @@ from triggers.client import Api
 from triggers.errors import Problem
 from triggers.loader import Bundle, Declared
 from triggers.problems import closest, dotted
+from triggers.published import fetch_rules
 
 PLACEHOLDER_NAMESPACE = uuid.UUID("6f1c1d3e-7a0e-4c5e-9a55-6a616e69746f")
 
@@ -43,6 +44,8 @@ class ServerState:
     blocks: dict[str, ServerBlock] = field(default_factory=dict)
     work_pools: dict[str, UUID] = field(default_factory=dict)
     work_queues: dict[str, UUID] = field(default_factory=dict)
+    rules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Published metric rule variables, by variable name."""
     known: dict[str, list[str]] = field(default_factory=dict)
     """Every existing name of a kind, fetched only when a reference missed."""
 
@@ -74,6 +77,7 @@ def references(bundle: Bundle, only: set[str] | None = None) -> dict[str, set[st
 async def fetch_state(api: Api, bundle: Bundle, only: set[str] | None = None) -> ServerState:
     """One filter request per kind of object the bundle mentions."""
     state = ServerState()
+    only = bundle.with_companions(only)
     wanted = references(bundle, only)
     names = sorted({a.spec.name for a in bundle.automations} | wanted.get("automation", set()))
     state.automations = await api.pages(
@@ -106,6 +110,7 @@ async def fetch_state(api: Api, bundle: Bundle, only: set[str] | None = None) ->
         state.work_queues = {
             f"{q.get('work_pool_name')}/{q['name']}": UUID(q["id"]) for q in queues
         }
+    state.rules = await fetch_rules(api)
     await _fetch_known_on_miss(api, bundle, state, wanted)
     return state
 

@@ -26,6 +26,7 @@ from triggers.client import Api
 from triggers.errors import ServerRejected, SpecError, SyncError
 from triggers.loader import Bundle, Declared, load_bundle
 from triggers.plan import Plan, Step, Verb, compile_all, make_plan
+from triggers.published import apply_rule
 from triggers.resolve import ServerState, fetch_state
 
 
@@ -117,7 +118,8 @@ async def _apply(
     pending: dict[str, dict[str, UUID]] = {"block": {}, "automation": {}}
     todo = [step for step in plan.steps if step.writes]
     blocks = [step for step in todo if step.kind == "block"]
-    deletes = [step for step in todo if step.verb == Verb.DELETE]
+    rules = [step for step in todo if step.kind == "rule"]
+    deletes = [step for step in todo if step.kind == "automation" and step.verb == Verb.DELETE]
     writes = [step for step in todo if step.kind == "automation" and step.verb != Verb.DELETE]
     ordered, stubbed = _creation_order(writes)
     try:
@@ -126,6 +128,13 @@ async def _apply(
             say(f"{step.verb} block {step.name}")
             assert step.declared is not None
             pending["block"][step.name] = await _save_block(api, step.declared)
+            outcome.applied.append(step)
+        for step in rules:
+            # Rules first: the probe starts measuring before the automation that
+            # listens for its firing exists, so nothing is missed at creation.
+            outcome.failed = step
+            say(f"{step.verb} metric rule {step.name}")
+            await apply_rule(api, step)
             outcome.applied.append(step)
         for step in stubbed:
             # Automations that refer to each other (or to themselves) cannot be

@@ -20,6 +20,7 @@ from prefect.events.schemas.events import ResourceSpecification
 from pydantic import BeforeValidator, Discriminator, Field, Tag, WithJsonSchema, model_validator
 
 from triggers.base import SpecModel
+from triggers.metric import MetricTriggerSpec
 from triggers.units import Duration
 
 
@@ -146,6 +147,27 @@ class SequenceTriggerSpec(_CompositeSpec):
         )
 
 
+def metric_triggers(trigger: Any) -> list[MetricTriggerSpec]:
+    """The metric triggers in a trigger tree, depth first."""
+    if isinstance(trigger, MetricTriggerSpec):
+        return [trigger]
+    return [found for child in trigger.children() for found in metric_triggers(child)]
+
+
+def assign_rule_ids(trigger: Any, base: str, path: tuple[int, ...] = ()) -> None:
+    """Default rule ids from the automation's name and the trigger's place in the tree.
+
+    Stable across edits of thresholds or operators, so a changed threshold keeps
+    the breach state the probe has on the server for that rule.
+    """
+    if isinstance(trigger, MetricTriggerSpec):
+        suffix = "--" + "-".join(str(i) for i in path) if path else ""
+        trigger._default_id = base + suffix
+        return
+    for index, child in enumerate(trigger.children()):
+        assign_rule_ids(child, base, (*path, index))
+
+
 def trigger_kind(value: Any) -> str:
     """Pick the variant as Prefect does, so Prefect-style YAML needs no ``type``."""
     if isinstance(value, dict):
@@ -160,11 +182,12 @@ def trigger_kind(value: Any) -> str:
 TriggerSpec = Annotated[
     Annotated[EventTriggerSpec, Tag("event")]
     | Annotated[CompoundTriggerSpec, Tag("compound")]
-    | Annotated[SequenceTriggerSpec, Tag("sequence")],
+    | Annotated[SequenceTriggerSpec, Tag("sequence")]
+    | Annotated[MetricTriggerSpec, Tag("metric")],
     Discriminator(
         trigger_kind,
         custom_error_type="unknown_trigger_type",
-        custom_error_message="unknown trigger type; use event, compound or sequence",
+        custom_error_message="unknown trigger type; use event, compound, sequence or metric",
     ),
 ]
 """Every trigger a spec may declare; new variants join this union."""
@@ -175,7 +198,10 @@ SequenceTriggerSpec.model_rebuild()
 __all__ = [
     "CompoundTriggerSpec",
     "EventTriggerSpec",
+    "MetricTriggerSpec",
     "SequenceTriggerSpec",
     "TriggerSpec",
+    "assign_rule_ids",
+    "metric_triggers",
     "trigger_kind",
 ]

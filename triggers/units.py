@@ -1,4 +1,5 @@
-"""Quantities people write in YAML: durations such as ``10m`` or ``1h30m``.
+"""Quantities people write in YAML: durations such as ``10m`` or ``1h30m``,
+and metric thresholds such as ``2 GiB``, ``50k`` or ``95%``.
 
 Prefect's own models take seconds or ISO 8601 (``PT10M``); both still work,
 so YAML written for ``prefect automation create -f`` loads unchanged.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
@@ -93,3 +95,102 @@ Duration = Annotated[
         }
     ),
 ]
+
+
+class Unit(StrEnum):
+    """What a metric's value counts; a threshold must be written in the same kind."""
+
+    BYTES = "bytes"
+    COUNT = "count"
+    SECONDS = "seconds"
+    PERCENT = "percent"
+
+
+_BYTES = {
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
+_COUNTS = {"k": 1e3, "m": 1e6, "b": 1e9}  # case-sensitive forms below: 50k, 2M, 1B
+_QUANTITY = re.compile(r"^\s*(?P<number>-?\d+(?:\.\d+)?(?:e\d+)?)\s*(?P<suffix>[A-Za-z%]*)\s*$")
+_EXAMPLES = {
+    Unit.BYTES: "2 GiB, 500 MB, 1073741824",
+    Unit.COUNT: "50k, 2M, 100000",
+    Unit.SECONDS: "90s, 10m, 2h, 30d",
+    Unit.PERCENT: "95%, 99.5",
+}
+
+
+def examples(unit: Unit) -> str:
+    return _EXAMPLES[unit]
+
+
+def parse_quantity(value: Any, unit: Unit) -> float:
+    """A threshold in the metric's base unit: ``"2 GiB"`` is 2147483648 bytes.
+
+    A bare number is taken in the base unit. A suffix of another kind (``30d``
+    for a byte metric) is an error that says which forms fit, because a
+    threshold silently read in the wrong unit would fire at the wrong time.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"a threshold must be a number, not {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError(f"a threshold must be a number or text such as {examples(unit)}")
+    match = _QUANTITY.match(value)
+    if match is None:
+        raise ValueError(f"cannot read {value!r} as a {unit} threshold; write {examples(unit)}")
+    number, suffix = float(match["number"]), match["suffix"]
+    if not suffix:
+        return number
+    lower = suffix.lower()
+    if unit == Unit.BYTES and lower in _BYTES:
+        return number * _BYTES[lower]
+    if unit == Unit.COUNT and suffix in ("k", "K", "M", "B"):
+        return number * _COUNTS[lower]
+    if unit == Unit.PERCENT and suffix == "%":
+        return number
+    if unit == Unit.SECONDS:
+        seconds = parse_duration(value)
+        if isinstance(seconds, timedelta):
+            return seconds.total_seconds()
+    raise ValueError(
+        f"{value!r} is not a {unit} quantity ({suffix!r} does not fit this metric); "
+        f"write {examples(unit)}"
+    )
+
+
+def human(value: float | None, unit: Unit) -> str:
+    """A value as a person reads it: ``1.5 GiB``, ``52,000``, ``2h 5m``, ``97.5%``."""
+    if value is None:
+        return "no data"
+    if unit == Unit.BYTES:
+        size = float(value)
+        for name in ("B", "KiB", "MiB", "GiB", "TiB"):
+            if abs(size) < 1024 or name == "TiB":
+                return f"{size:,.0f} {name}" if name == "B" else f"{size:,.1f} {name}"
+            size /= 1024
+    if unit == Unit.PERCENT:
+        return f"{value:.1f}%"
+    if unit == Unit.SECONDS:
+        return _human_seconds(value)
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
+
+
+def _human_seconds(value: float) -> str:
+    if value < 60:
+        return f"{value:.1f}s"
+    total = round(value)
+    parts = []
+    for name, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        amount, total = divmod(total, size)
+        if amount:
+            parts.append(f"{amount}{name}")
+    return " ".join(parts[:2])

@@ -1,0 +1,109 @@
+"""Prefect Cloud's three metrics (lateness, duration, successes), computed on OSS.
+
+Each looks back over the rule's ``range`` at flow runs expected to start in
+it, through the same endpoints the Prefect UI's dashboard uses: one request
+per measurement, the database does the arithmetic.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, ClassVar
+
+from triggers.base import SpecModel
+from triggers.metrics.base import Metric, Source
+from triggers.metrics.runs import RunScope, post, scope_filters
+from triggers.units import Unit
+
+FINISHED = ("COMPLETED", "FAILED", "CRASHED")
+"""Runs that ran to an end by themselves; cancelled runs say nothing about health."""
+
+
+def _window_filter(source: Source, scope: RunScope, window: timedelta) -> dict[str, Any]:
+    found: dict[str, Any] = {
+        "expected_start_time": {
+            "after_": (source.now - window).isoformat(),
+            "before_": source.now.isoformat(),
+        }
+    }
+    if scope.tags:
+        found["tags"] = {"all_": scope.tags}
+    return found
+
+
+async def _history(source: Source, scope: RunScope, window: timedelta) -> dict[str, Any]:
+    """Run counts and summed run time per state type, over the whole window."""
+    body = await scope_filters(source, scope)
+    totals: dict[str, Any] = {"count": {}, "run_time": {}}
+    if body is None:
+        return totals
+    tags = {"tags": {"all_": scope.tags}} if scope.tags else {}
+    body |= {
+        "history_start": (source.now - window).isoformat(),
+        "history_end": source.now.isoformat(),
+        "history_interval_seconds": window.total_seconds(),
+        "flow_runs": tags,
+    }
+    for interval in await post(source, "/flow_runs/history", body):
+        for state in interval["states"]:
+            kind = state["state_type"]
+            totals["count"][kind] = totals["count"].get(kind, 0) + state["count_runs"]
+            totals["run_time"][kind] = (
+                totals["run_time"].get(kind, 0.0) + state["sum_estimated_run_time"]
+            )
+    return totals
+
+
+class FlowRunLateness(Metric):
+    name = "flow_runs.lateness"
+    unit = Unit.SECONDS
+    description = (
+        "Average seconds late of flow runs expected to start within the range "
+        "(runs on time count as 0; runs still waiting count until now)."
+    )
+    query_model: ClassVar[type[SpecModel]] = RunScope
+    windowed = True
+
+    async def measure(self, source: Source, query: RunScope, window: timedelta) -> float | None:
+        body = await scope_filters(source, query)
+        if body is None:
+            return None
+        body["flow_runs"] = _window_filter(source, query, window)
+        value = await post(source, "/flow_runs/lateness", body)
+        return None if value is None else max(0.0, float(value))
+
+
+class FlowRunDuration(Metric):
+    name = "flow_runs.duration"
+    unit = Unit.SECONDS
+    description = (
+        "Average run time of flow runs expected to start within the range that "
+        "finished (Completed, Failed or Crashed)."
+    )
+    query_model: ClassVar[type[SpecModel]] = RunScope
+    windowed = True
+
+    async def measure(self, source: Source, query: RunScope, window: timedelta) -> float | None:
+        totals = await _history(source, query, window)
+        count = sum(totals["count"].get(kind, 0) for kind in FINISHED)
+        if not count:
+            return None
+        return sum(totals["run_time"].get(kind, 0.0) for kind in FINISHED) / count
+
+
+class FlowRunSuccessRate(Metric):
+    name = "flow_runs.success_rate"
+    unit = Unit.PERCENT
+    description = (
+        "Percent of the flow runs expected to start within the range that finished "
+        "Completed, among those that finished (Completed, Failed or Crashed)."
+    )
+    query_model: ClassVar[type[SpecModel]] = RunScope
+    windowed = True
+
+    async def measure(self, source: Source, query: RunScope, window: timedelta) -> float | None:
+        totals = await _history(source, query, window)
+        count = sum(totals["count"].get(kind, 0) for kind in FINISHED)
+        if not count:
+            return None
+        return 100.0 * totals["count"].get("COMPLETED", 0) / count
