@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import textwrap
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 
 def simple(name: str, threshold: int = 1) -> str:
@@ -33,3 +36,18 @@ async def create_raw(api_url: str, name: str, tags: list[str]) -> str:
         response = await client.post("/automations/", json=body)
         response.raise_for_status()
         return str(response.json()["id"])
+
+
+def problems_for(
+    folder: Path, files: dict[str, str], env: dict[str, str] | None = None
+) -> list[str]:
+    from triggers.errors import SpecError
+    from triggers.loader import load_bundle
+
+    for name, text in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    with pytest.raises(SpecError) as caught:
+        load_bundle(folder, environ=env or {}, display_root=folder)
+    return [str(problem) for problem in caught.value.problems]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from prefect.events.schemas.automations import EventTrigger, Posture
 from prefect.events.schemas.events import ResourceSpecification
@@ -24,6 +24,7 @@ from pydantic import (
     PrivateAttr,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -70,11 +71,17 @@ class MetricTriggerSpec(SpecModel):
     )
     query: dict[str, Any] = Field(
         default_factory=dict,
+        validate_default=True,
         description="Filters for the metric, e.g. states: [COMPLETED] and older_than: 30d "
         "for flow_runs.count, or table: log for database.table_rows.",
     )
     operator: Operator = Field(">", description="How the value compares with the threshold.")
-    threshold: float = Field(
+    threshold: Annotated[
+        float,
+        WithJsonSchema(
+            {"anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^\s*(-?\d|\$\{)"}]}
+        ),
+    ] = Field(
         description="The limit, in the metric's unit; human units work: 2 GiB, 50k, 30d, 95%."
     )
     range: Duration | None = Field(

@@ -62,8 +62,11 @@ class Document:
         """
         node = self.data
         kept: list[str | int] = []
-        for part in path:
-            if _indexes(node, part):
+        for index, part in enumerate(path):
+            # A tag may also be a field name (the ``metric`` trigger has a
+            # ``metric:`` field): a scalar in the middle of a path is a tag.
+            last = index == len(path) - 1
+            if _indexes(node, part) and (last or isinstance(node[part], Mapping | list)):
                 node = node[part]
                 kept.append(part)
         return tuple(kept)

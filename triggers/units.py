@@ -144,6 +144,10 @@ def parse_quantity(value: Any, unit: Unit) -> float:
         return float(value)
     if not isinstance(value, str):
         raise ValueError(f"a threshold must be a number or text such as {examples(unit)}")
+    if unit == Unit.SECONDS and not _QUANTITY.match(value):
+        seconds = parse_duration(value)  # compound forms such as 1h30m
+        if isinstance(seconds, timedelta):
+            return seconds.total_seconds()
     match = _QUANTITY.match(value)
     if match is None:
         raise ValueError(f"cannot read {value!r} as a {unit} threshold; write {examples(unit)}")

@@ -7,10 +7,9 @@ import textwrap
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from prefect.events.schemas.automations import AutomationCore
+from support import problems_for
 
-from triggers.errors import SpecError
 from triggers.loader import load_bundle
 
 VALID = """\
@@ -27,18 +26,6 @@ actions:
     payload:
       template: templates/crashed.json.j2
 """
-
-
-def problems_for(
-    folder: Path, files: dict[str, str], env: dict[str, str] | None = None
-) -> list[str]:
-    for name, text in files.items():
-        path = folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text))
-    with pytest.raises(SpecError) as caught:
-        load_bundle(folder, environ=env or {}, display_root=folder)
-    return [str(problem) for problem in caught.value.problems]
 
 
 def test_valid_spec_compiles_to_prefect_models(automations_dir: Path) -> None:
