@@ -11,6 +11,7 @@ from prefect.events.schemas.automations import AutomationCore
 from support import problems_for
 
 from triggers.loader import load_bundle
+from triggers.trigger import EventTriggerSpec
 
 VALID = """\
 name: notify-crashes
@@ -35,6 +36,7 @@ def test_valid_spec_compiles_to_prefect_models(automations_dir: Path) -> None:
     )
     bundle = load_bundle(automations_dir, environ={})
     (declared,) = bundle.automations
+    assert isinstance(declared.spec.trigger, EventTriggerSpec)
     assert declared.spec.trigger.within == timedelta(minutes=10)
     assert declared.spec.all_actions()
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from prefect.events.schemas.automations import CompoundTrigger, EventTrigger
+from prefect.events.schemas.events import ResourceSpecification
 from prefect.server.events.schemas.automations import AutomationCore as ServerAutomation
 from support import problems_for
 
@@ -107,14 +109,18 @@ def test_a_metric_trigger_compiles_to_an_event_trigger_the_server_accepts(
     trigger = main.trigger.compile()
     assert isinstance(trigger, EventTrigger)
     assert trigger.expect == {FIRING}
+    assert isinstance(trigger.match, ResourceSpecification)
     assert trigger.match.model_dump() == {"prefect.resource.id": "janitor.metric.database-is-large"}
     # The OSS server never resolves an event trigger: the resolve actions move
     # to a companion automation on the probe's resolved event.
     assert companion.name == "Database is large (resolved)"
-    assert companion.trigger.compile().expect == {RESOLVED}
+    resolved = companion.trigger.compile()
+    assert isinstance(resolved, EventTrigger)
+    assert resolved.expect == {RESOLVED}
+    no_references = cast(Any, _Ids())
     for spec in (main, companion):
-        ServerAutomation.model_validate(spec.compile(_Ids()).model_dump(mode="json"))
-    assert main.compile(_Ids()).actions_on_resolve == []
+        ServerAutomation.model_validate(spec.compile(no_references).model_dump(mode="json"))
+    assert main.compile(no_references).actions_on_resolve == []
 
 
 def test_metric_triggers_nest_in_compound_triggers(automations_dir: Path) -> None:
