@@ -85,7 +85,8 @@ def server(request: pytest.FixtureRequest) -> LocalServer:
 
 @pytest.fixture
 def api_url(server: LocalServer) -> str:
-    """The server's API URL, with automations and blocks of earlier tests removed."""
+    """The server's API URL, with the automations, blocks and metric rules of earlier
+    tests removed."""
     _clean(server.api_url)
     return server.api_url
 
@@ -102,6 +103,14 @@ def _clean(api_url: str) -> None:
         ).json()
         for document in documents:
             _call(client, "DELETE", f"/block_documents/{document['id']}")
+        variables = _call(
+            client,
+            "POST",
+            "/variables/filter",
+            {"variables": {"name": {"like_": "janitor-metric-"}}},
+        ).json()
+        for variable in variables:
+            _call(client, "DELETE", f"/variables/name/{variable['name']}")
 
 
 def _call(client: httpx.Client, method: str, path: str, body: object = None) -> httpx.Response:

@@ -1,0 +1,242 @@
+"""Benchmark the metric probe against real servers holding a large run history.
+
+    python scripts/bench_probe.py [--runs 100000] [--repeat 3] [--backends sqlite,postgres]
+        [--quick]
+
+Per backend, a fresh `prefect server start` on a new database gets --runs finished
+flow runs (mixed final states, tags, 3 task runs and 5 logs each, end times spread
+over the last 90 days; `flows.seed_bulk`), then one published rule per catalog
+metric. The real `metric_probe` flow then runs --repeat times, each in a fresh
+subprocess, as a served deployment runs each flow run (cold imports, engine and
+connections; none of Prefect's process-global caches shared between servers).
+
+Progress goes to stderr; a markdown table per backend and the target checks to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import httpx
+
+from flows.localserver import LocalServer, sqlite_url
+from flows.seed_bulk import bulk_seed
+from triggers.automation import OWNER_TAG
+from triggers.metrics import CATALOG
+from triggers.rules import Rule
+from triggers.units import human
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+TARGET_SECONDS = 2.0
+MONTH = 30 * 86400
+DAY = 86400.0
+#: One rule per catalog metric: metric, query, range in seconds, operator, threshold.
+RULES: tuple[tuple[str, dict[str, Any], float, str, float], ...] = (
+    ("database.size_bytes", {}, 0.0, ">", 10 * 1024**3),
+    ("database.table_rows", {"table": "log"}, 0.0, ">", 5_000_000),
+    ("flow_runs.count", {"states": ["COMPLETED", "FAILED"], "older_than": MONTH}, 0.0, ">", 5e4),
+    ("task_runs.count", {"states": ["COMPLETED", "FAILED"], "older_than": MONTH}, 0.0, ">", 1e5),
+    ("flow_runs.lateness", {}, DAY, ">", 300.0),
+    ("flow_runs.duration", {}, DAY, ">", 3600.0),
+    ("flow_runs.success_rate", {}, DAY, "<", 90.0),
+)
+WHOLE = "(whole probe run)"
+STARTED = time.monotonic()
+
+
+def say(message: str) -> None:
+    print(f"[{time.monotonic() - STARTED:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+# -- in the subprocess: one real probe flow run --------------------------------------------
+
+
+def child() -> None:
+    from flows.probe import metric_probe
+
+    started = time.perf_counter()
+    report = asyncio.run(metric_probe())
+    result = {"report": report.model_dump(mode="json"), "flow": time.perf_counter() - started}
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def run_probe(server: LocalServer, home: Path) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_API_URL=server.api_url,
+        PREFECT_SERVER_DATABASE_CONNECTION_URL=server.database_url,
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_LOGGING_LEVEL="WARNING",
+    )
+    command = [sys.executable, __file__, "--child"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    found = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode or not found:
+        raise RuntimeError(f"the probe failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(found[-1].removeprefix("RESULT "))
+    if result["report"]["outcome"] != "probed":
+        raise RuntimeError(f"the probe did not evaluate: {result['report']}")
+    return result
+
+
+# -- in the parent: databases, servers, seeding, rules ------------------------------------
+
+
+async def postgres(sql: str) -> None:
+    conn = await asyncpg.connect(f"{POSTGRES}/postgres", timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def reachable() -> bool:
+    try:
+        asyncio.run(postgres("SELECT 1"))
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return False
+    return True
+
+
+def publish_rules(api_url: str) -> None:
+    """As sync publishes them: one variable per rule, tagged for ownership."""
+    with httpx.Client(base_url=api_url, timeout=30, trust_env=False) as client:
+        for metric, query, range_seconds, operator, threshold in RULES:
+            rule = Rule(
+                id=f"bench-{metric.replace('.', '-')}",
+                automation="bench-probe",
+                metric=metric,
+                query=query,
+                operator=operator,
+                threshold=threshold,
+                unit=CATALOG[metric].unit,
+                range_seconds=range_seconds,
+            )
+            body = {"name": rule.variable, "value": rule.published(), "tags": [OWNER_TAG]}
+            client.post("/variables/", json=body).raise_for_status()
+
+
+def bench(backend: str, args: argparse.Namespace, work: Path) -> list[list[str]]:
+    """Seed, publish, probe --repeat times; the backend's table rows."""
+    home = work / backend
+    home.mkdir()
+    name = f"janitor_bench_probe_{uuid.uuid4().hex[:8]}"
+    if backend == "sqlite":
+        url = sqlite_url(home / "prefect.db")
+    else:
+        url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+        asyncio.run(postgres(f'CREATE DATABASE "{name}"'))
+    try:
+        with LocalServer(home / "server", url) as server:
+            say(f"{backend}: seeding {args.runs} runs")
+            started = time.monotonic()
+            seeded = asyncio.run(
+                bulk_seed(
+                    server.api_url,
+                    url,
+                    args.runs,
+                    ended_ago=timedelta(minutes=5),
+                    spread=timedelta(days=90),
+                    progress=lambda done: say(f"  seeded {done}") if done % 20_000 == 0 else None,
+                )
+            )
+            say(
+                f"  {seeded.runs} runs, {seeded.task_runs} task runs, {seeded.logs} logs "
+                f"in {time.monotonic() - started:.0f} s"
+            )
+            publish_rules(server.api_url)
+            results = []
+            for attempt in range(args.repeat):
+                results.append(run_probe(server, home / f"probe-{attempt}"))
+                report = results[-1]["report"]
+                say(f"  probe {attempt + 1}/{args.repeat}: {report['seconds']:.2f} s")
+    finally:
+        if backend == "postgres":
+            asyncio.run(postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    return rows(backend, args.runs, results)
+
+
+# -- the report -----------------------------------------------------------------------------
+
+
+def rows(backend: str, runs: int, results: list[dict[str, Any]]) -> list[list[str]]:
+    per_metric: dict[str, list[float]] = {}
+    for result in results:
+        for measurement in result["report"]["measurements"]:
+            per_metric.setdefault(measurement["metric"], []).append(measurement["seconds"])
+    last = {m["metric"]: m for m in results[-1]["report"]["measurements"]}
+    table = []
+    for metric, seconds in per_metric.items():
+        m = last[metric]
+        value = human(m["value"], CATALOG[metric].unit) if m["status"] == "ok" else m["status"]
+        if m["reason"]:
+            value += f" ({m['reason'][:80]})"
+        table.append([backend, f"{runs}", metric, value, *timing(seconds), "", ""])
+    whole = [r["report"]["seconds"] for r in results]
+    met = "yes" if max(whole) < TARGET_SECONDS else "NO"
+    rules = results[-1]["report"]["rules"]
+    value = f"{rules} rules, {len(last)} measurements"
+    table.append([backend, f"{runs}", WHOLE, value, *timing(whole), f"< {TARGET_SECONDS:g} s", met])
+    flow = [r["flow"] for r in results]
+    overhead = "(flow call, with Prefect's run overhead)"
+    table.append([backend, f"{runs}", overhead, "", *timing(flow), "info", ""])
+    return table
+
+
+def timing(seconds: list[float]) -> list[str]:
+    return [f"{statistics.median(seconds):.3f}", f"{max(seconds):.3f}"]
+
+
+def markdown(table: list[list[str]]) -> str:
+    head = ["backend", "runs", "metric", "value", "median s", "max s", "target", "met"]
+    lines = [head, ["---"] * len(head), *table]
+    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--runs", type=int, default=100_000, help="flow runs to seed")
+    parser.add_argument("--repeat", type=int, default=3, help="probe runs per backend")
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--quick", action="store_true", help="5000 runs, 1 probe run")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.quick:
+        args.runs, args.repeat = 5000, 1
+    args.backends = str(args.backends).split(",")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    if args.child:
+        child()
+        return
+    table: list[list[str]] = []
+    with tempfile.TemporaryDirectory(prefix="janitor-bench-probe-") as tmp:
+        for backend in args.backends:
+            if backend == "postgres" and not reachable():
+                print(f"postgres: skipped, PostgreSQL is not reachable at {POSTGRES}")
+                continue
+            table += bench(backend, args, Path(tmp))
+    print(markdown(table))
+    print(f"\nmax of the whole probe run: target < {TARGET_SECONDS:g} s; {args.repeat} probe runs")
+    print(f"each in a fresh process; wall time {time.monotonic() - STARTED:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
