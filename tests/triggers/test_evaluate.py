@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from triggers.evaluate import Decision, RuleState, evaluate
@@ -25,7 +26,7 @@ def rule(**changes: object) -> Rule:
     return Rule.model_validate(fields | changes)
 
 
-def run(r: Rule, values: list[float | None], step: timedelta = MINUTE) -> list[Decision]:
+def run(r: Rule, values: Sequence[float | None], step: timedelta = MINUTE) -> list[Decision]:
     """One decision per probe run, each carrying the state to the next."""
     state: RuleState | None = None
     decisions = []

@@ -100,28 +100,30 @@ async def direct(server: LocalServer, flow: str, now: datetime) -> dict[str, Any
     def state(row: Any) -> str:
         return str(getattr(row.state_type, "value", row.state_type))
 
-    def aware(value: datetime | None) -> datetime | None:
-        return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
+    def aware(value: datetime) -> datetime:
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
 
-    week = [row for row in rows if aware(row.expected_start_time) >= now - 7 * DAY]  # type: ignore[operator]
+    def late(row: Any) -> float:
+        if row.start_time is None:
+            return 0.0
+        return max(0.0, (aware(row.start_time) - aware(row.expected_start_time)).total_seconds())
+
+    def ended_before(row: Any, moment: datetime) -> bool:
+        return row.end_time is not None and aware(row.end_time) < moment
+
+    week = [row for row in rows if aware(row.expected_start_time) >= now - 7 * DAY]
     finished = [row for row in week if state(row) in FINISHED]
-    lateness = [
-        max(0.0, (aware(row.start_time) - aware(row.expected_start_time)).total_seconds())  # type: ignore[operator]
-        if row.start_time is not None
-        else 0.0
-        for row in week
-    ]
+    lateness = [late(row) for row in week]
+    old = [row for row in rows if ended_before(row, now - 30 * DAY)]
     return {
-        "old finished": sum(
-            1
-            for row in rows
-            if state(row) in ("COMPLETED", "FAILED") and aware(row.end_time) < now - 30 * DAY  # type: ignore[operator]
-        ),
+        "old finished": len([row for row in old if state(row) in ("COMPLETED", "FAILED")]),
         "tagged keep": sum(1 for row in rows if "keep" in row.tags),
         "old completed tasks": old_tasks,
         "lateness": sum(lateness) / len(lateness),
         "duration": sum(row.total_run_time.total_seconds() for row in finished) / len(finished),
-        "success rate": 100.0 * sum(state(r) == "COMPLETED" for r in finished) / len(finished),
+        "success rate": 100.0
+        * len([row for row in finished if state(row) == "COMPLETED"])
+        / len(finished),
         **counts,
     }
 

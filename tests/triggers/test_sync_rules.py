@@ -29,8 +29,10 @@ trigger:
   require: all
   within: 1h
   triggers:
-    - {{type: metric, id: old-runs, metric: flow_runs.count, query: {{older_than: 30d}}, threshold: 10k}}
-    - {{type: metric, id: log-rows, metric: database.table_rows, query: {{table: log}}, threshold: 1M}}
+    - {{type: metric, id: old-runs, metric: flow_runs.count, query: {{older_than: 30d}},
+       threshold: 10k}}
+    - {{type: metric, id: log-rows, metric: database.table_rows, query: {{table: log}},
+       threshold: 1M}}
 actions: [{{type: do-nothing}}]
 """
 
@@ -127,7 +129,7 @@ async def test_dropped_rules_are_deleted_and_orphans_wait_for_prune(
     spec.write_text(
         text.replace(
             "    - {type: metric, id: log-rows, metric: database.table_rows, "
-            "query: {table: log}, threshold: 1M}\n",
+            "query: {table: log},\n       threshold: 1M}\n",
             "    - {expect: prefect.flow-run.Failed}\n",
         )
     )
