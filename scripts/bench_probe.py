@@ -29,11 +29,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
 import httpx
 
+# Only what the probe imports itself: the measured subprocess runs this module, and a
+# module imported here (prefect.server by flows.seed_bulk, say) would not be timed there.
 from flows.localserver import LocalServer, sqlite_url
-from flows.seed_bulk import bulk_seed
 from triggers.automation import OWNER_TAG
 from triggers.metrics import CATALOG
 from triggers.rules import Rule
@@ -97,6 +97,8 @@ def run_probe(server: LocalServer, home: Path) -> dict[str, Any]:
 
 
 async def postgres(sql: str) -> None:
+    import asyncpg  # type: ignore[import-untyped]
+
     conn = await asyncpg.connect(f"{POSTGRES}/postgres", timeout=5)
     try:
         await conn.execute(sql)
@@ -105,6 +107,8 @@ async def postgres(sql: str) -> None:
 
 
 def reachable() -> bool:
+    import asyncpg
+
     try:
         asyncio.run(postgres("SELECT 1"))
     except (OSError, asyncpg.PostgresError, TimeoutError):
@@ -132,6 +136,8 @@ def publish_rules(api_url: str) -> None:
 
 def bench(backend: str, args: argparse.Namespace, work: Path) -> list[list[str]]:
     """Seed, publish, probe --repeat times; the backend's table rows."""
+    from flows.seed_bulk import bulk_seed
+
     home = work / backend
     home.mkdir()
     name = f"janitor_bench_probe_{uuid.uuid4().hex[:8]}"

@@ -79,6 +79,8 @@ class StateStore:
         name = rule.state_variable
         if self._states.get(name) == state:
             return
+        if name not in self._states and state == RuleState(fingerprint=state.fingerprint):
+            return  # nothing to remember yet: no breach has begun
         value = state.model_dump(mode="json")
         if name in self._states:
             response = await self._client._client.patch(
