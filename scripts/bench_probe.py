@@ -10,7 +10,7 @@ metric. The real `metric_probe` flow then runs --repeat times, each in a fresh
 subprocess, as a served deployment runs each flow run (cold imports, engine and
 connections; none of Prefect's process-global caches shared between servers).
 
-Progress goes to stderr; a markdown table per backend and the target checks to stdout.
+Progress goes to stderr; a markdown table, with the target check, to stdout.
 """
 
 from __future__ import annotations
@@ -180,26 +180,29 @@ def bench(backend: str, args: argparse.Namespace, work: Path) -> list[list[str]]
 
 
 def rows(backend: str, runs: int, results: list[dict[str, Any]]) -> list[list[str]]:
+    reports = [result["report"] for result in results]
     per_metric: dict[str, list[float]] = {}
-    for result in results:
-        for measurement in result["report"]["measurements"]:
+    for report in reports:
+        for measurement in report["measurements"]:
             per_metric.setdefault(measurement["metric"], []).append(measurement["seconds"])
-    last = {m["metric"]: m for m in results[-1]["report"]["measurements"]}
+    last = {m["metric"]: m for m in reports[-1]["measurements"]}
     table = []
+
+    def add(label: str, value: str, seconds: list[float], target: str = "", met: str = "") -> None:
+        table.append([backend, f"{runs}", label, value, *timing(seconds), target, met])
+
     for metric, seconds in per_metric.items():
         m = last[metric]
         value = human(m["value"], CATALOG[metric].unit) if m["status"] == "ok" else m["status"]
-        if m["reason"]:
-            value += f" ({m['reason'][:80]})"
-        table.append([backend, f"{runs}", metric, value, *timing(seconds), "", ""])
-    whole = [r["report"]["seconds"] for r in results]
+        add(metric, value + (f" ({m['reason'][:80]})" if m["reason"] else ""), seconds)
+    whole = [report["seconds"] for report in reports]
+    rest = [r["seconds"] - sum(m["seconds"] for m in r["measurements"]) for r in reports]
+    add("(in the probe, outside the measurements)", "rules, states, Database.find, events", rest)
     met = "yes" if max(whole) < TARGET_SECONDS else "NO"
-    rules = results[-1]["report"]["rules"]
-    value = f"{rules} rules, {len(last)} measurements"
-    table.append([backend, f"{runs}", WHOLE, value, *timing(whole), f"< {TARGET_SECONDS:g} s", met])
-    flow = [r["flow"] for r in results]
-    overhead = "(flow call, with Prefect's run overhead)"
-    table.append([backend, f"{runs}", overhead, "", *timing(flow), "info", ""])
+    value = f"{reports[-1]['rules']} rules, {len(last)} measurements"
+    add(WHOLE, value, whole, f"< {TARGET_SECONDS:g} s (max)", met)
+    flow = [result["flow"] for result in results]
+    add("(the flow call: + Prefect's flow-run overhead)", "", flow, "info")
     return table
 
 
@@ -224,6 +227,8 @@ def parse_args() -> argparse.Namespace:
     if args.quick:
         args.runs, args.repeat = 5000, 1
     args.backends = str(args.backends).split(",")
+    if unknown := set(args.backends) - {"sqlite", "postgres"}:
+        parser.error(f"unknown backends: {', '.join(sorted(unknown))}")
     return args
 
 
@@ -240,8 +245,8 @@ def main() -> None:
                 continue
             table += bench(backend, args, Path(tmp))
     print(markdown(table))
-    print(f"\nmax of the whole probe run: target < {TARGET_SECONDS:g} s; {args.repeat} probe runs")
-    print(f"each in a fresh process; wall time {time.monotonic() - STARTED:.0f} s")
+    print(f"\n{args.repeat} probe run(s) per backend, each in a fresh process (cold, as deployed);")
+    print(f"{WHOLE} is ProbeReport.seconds; wall time {time.monotonic() - STARTED:.0f} s")
 
 
 if __name__ == "__main__":
