@@ -111,6 +111,17 @@ class Served:
         self.stop()
         raise ServeFailed(f"the deployments did not appear in {timeout}s:\n{self._tail()}")
 
+    def run_now(self, name: str) -> str:
+        """Start one run of a served deployment now (the probe at start-up); its id."""
+        with httpx.Client(base_url=self.api_url, timeout=30, trust_env=False) as client:
+            deployment = client.get(f"/deployments/name/{name}")
+            deployment.raise_for_status()
+            created = client.post(
+                f"/deployments/{deployment.json()['id']}/create_flow_run", json={}
+            )
+            created.raise_for_status()
+            return str(created.json()["id"])
+
     def _tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

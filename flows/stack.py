@@ -62,7 +62,7 @@ class Stack:
             },
         )
         self.served.start().wait()
-        return asyncio.run(
+        outcome = asyncio.run(
             sync(
                 automations,
                 api_url=self.server.api_url,
@@ -71,6 +71,11 @@ class Stack:
                 on_plan=on_plan,
             )
         )
+        if outcome.error is None:
+            # Measure once now rather than at the scheduler's next tick, so the
+            # rules just published are evaluated (and their metrics shown) at once.
+            self.served.run_now(PROBE)
+        return outcome
 
     def stop(self) -> None:
         if self.served is not None:

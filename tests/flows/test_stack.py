@@ -53,6 +53,44 @@ def test_stack_syncs_and_prints_slack_messages(
         names = {a["name"] for a in httpx.post(f"{api}/automations/filter", json={}).json()}
         assert "janitor-notify-crashed-runs" in names
         assert (tmp_path / "state" / "prefect.db").exists(), "SQLite in the project-local folder"
+        assert "janitor-cleanup-when-database-is-large" in names
+        rules = httpx.post(
+            f"{api}/variables/filter",
+            json={"variables": {"name": {"like_": "janitor-metric-rule-"}}},
+        ).json()
+        assert {r["name"] for r in rules} == {
+            "janitor-metric-rule-janitor-cleanup-when-database-is-large",
+            "janitor-metric-rule-old-finished-runs",
+            "janitor-metric-rule-log-rows",
+        }
+        probe = httpx.get(f"{api}/deployments/name/metric-probe/metric-probe").json()
+        assert probe["schedules"][0]["schedule"]["interval"] == 60
+        # The served probe runs on its schedule, and reaches the server's database.
+        deadline = time.monotonic() + 90
+        finished: list[dict[str, object]] = []
+        while time.monotonic() < deadline and not finished:
+            finished = httpx.post(
+                f"{api}/flow_runs/filter",
+                json={
+                    "deployments": {"id": {"any_": [probe["id"]]}},
+                    "flow_runs": {"state": {"type": {"any_": ["COMPLETED"]}}},
+                },
+            ).json()
+            time.sleep(1)
+        assert finished, "the served metric probe did not complete a run"
+        measured: list[dict[str, object]] = []
+        while time.monotonic() < deadline and not measured:
+            measured = httpx.post(
+                f"{api}/events/filter",
+                json={
+                    "filter": {
+                        "event": {"name": ["janitor.metric.measured"]},
+                        "resource": {"id": ["janitor.measurement.database.size_bytes"]},
+                    }
+                },
+            ).json()["events"]
+            time.sleep(1)
+        assert measured, "the served probe could not read the server's database"
 
         run_id = uuid.uuid4()
         event = {
