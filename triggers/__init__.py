@@ -16,11 +16,15 @@ from triggers.errors import (
     SyncError,
 )
 from triggers.loader import Bundle, Declared, load_bundle
+from triggers.metric import MetricTriggerSpec
+from triggers.metrics import CATALOG, Metric, MetricUnavailable
 from triggers.plan import Plan, Step, Verb, make_plan
+from triggers.rules import Rule
 from triggers.sync import Mode, Outcome, sync
 from triggers.trigger import TriggerSpec
 
 __all__ = [
+    "CATALOG",
     "OWNER_TAG",
     "AutomationSpec",
     "BlockSpec",
@@ -29,10 +33,14 @@ __all__ = [
     "DocumentSpec",
     "JanitorError",
     "Location",
+    "Metric",
+    "MetricTriggerSpec",
+    "MetricUnavailable",
     "Mode",
     "Outcome",
     "Plan",
     "Problem",
+    "Rule",
     "ServerAuthError",
     "ServerFailed",
     "ServerRejected",

@@ -221,3 +221,20 @@ async def test_database_metrics_without_the_database_are_unavailable_with_the_fi
             with pytest.raises(MetricUnavailable) as caught:
                 await measure(source, name, query, DAY)
             assert "PREFECT_SERVER_DATABASE_CONNECTION_URL" in str(caught.value)
+
+
+async def test_the_bundles_own_runs_are_left_out_of_the_averages_unless_named(
+    server: LocalServer,
+) -> None:
+    tag = f"mix-{uuid.uuid4().hex[:8]}"
+    hour = timedelta(hours=1)
+    specs = [RunSpec("metric-probe", "Failed", ago=hour, tags=[tag]) for _ in range(4)]
+    specs += [RunSpec(f"work-{tag}", "Completed", ago=hour, tags=[tag]) for _ in range(2)]
+    await make_history(server.api_url, server.database_url, specs)
+    async with PrefectClient(server.api_url) as client:
+        source = Source(client=client, now=datetime.now(UTC))
+        workloads = await measure(source, "flow_runs.success_rate", {"tags": [tag]}, DAY)
+        named = {"tags": [tag], "flows": ["metric-probe"]}
+        probe_only = await measure(source, "flow_runs.success_rate", named, DAY)
+    assert workloads == 100.0, "the probe's own (here failed) runs do not count"
+    assert probe_only == 0.0, "named in flows, they do"
