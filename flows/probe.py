@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -24,8 +25,8 @@ from prefect.events import emit_event
 from prefect.logging import get_run_logger
 from pydantic import BaseModel, Field
 
-from flows.database import Database
 from flows.lock import Busy, exclusive
+from flows.reader import server_database
 from triggers.evaluate import Decision, evaluate
 from triggers.metric import FIRING, MEASURED, RESOLVED, UNAVAILABLE
 from triggers.metrics import CATALOG, MetricUnavailable, Source
@@ -105,12 +106,14 @@ async def probe(
     store = await StateStore.load(client)
     related = _related(flow_run_id)
     source = Source(client=client, now=now)
-    if flow_run_id is not None and any(rule.metric in DATABASE_METRICS for rule in rules):
-        source.database, source.database_problem = await Database.find(flow_run_id)
     measured: dict[tuple[str, str, float], Measurement] = {}
-    for rule in rules:
-        if rule.measurement not in measured:
-            measured[rule.measurement] = await _measure(source, rule)
+    async with AsyncExitStack() as stack:
+        if flow_run_id is not None and any(rule.metric in DATABASE_METRICS for rule in rules):
+            found = await stack.enter_async_context(server_database(flow_run_id))
+            source.database, source.database_problem = found
+        for rule in rules:
+            if rule.measurement not in measured:
+                measured[rule.measurement] = await _measure(source, rule)
     for measurement in measured.values():
         _announce(measurement, now, related)
     report = ProbeReport(
