@@ -197,7 +197,7 @@ def rows(backend: str, runs: int, results: list[dict[str, Any]]) -> list[list[st
         add(metric, value + (f" ({m['reason'][:80]})" if m["reason"] else ""), seconds)
     whole = [report["seconds"] for report in reports]
     rest = [r["seconds"] - sum(m["seconds"] for m in r["measurements"]) for r in reports]
-    add("(in the probe, outside the measurements)", "rules, states, Database.find, events", rest)
+    add("(in the probe, outside the measurements)", "rules, states, database lookup, events", rest)
     met = "yes" if max(whole) < TARGET_SECONDS else "NO"
     value = f"{reports[-1]['rules']} rules, {len(last)} measurements"
     add(WHOLE, value, whole, f"< {TARGET_SECONDS:g} s (max)", met)
