@@ -23,24 +23,30 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
+from benchkit import (
+    Db,
+    create,
+    drop,
+    drop_all,
+    pg,
+    reachable,
+    result_line,
+    run_measured,
+    say,
+)
 
-from flows.localserver import LocalServer, sqlite_url
+from flows.localserver import LocalServer
 
-POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 RETENTION_DAYS = 30
 LABELS = {
     "a": "(a) example loop, 0.1 s sleep",
@@ -49,13 +55,6 @@ LABELS = {
     "api": "(c) cleanup, API path (bulk_delete)",
     "vacuum": "(d) Prefect vacuum_old_flow_runs",
 }
-STARTED = time.monotonic()
-
-
-def say(message: str) -> None:
-    print(f"[{time.monotonic() - STARTED:7.1f}s] {message}", file=sys.stderr, flush=True)
-
-
 # -- the measurements, each run by a subprocess of this script ---------------------------
 
 
@@ -149,63 +148,6 @@ async def prefect_vacuum() -> tuple[int, float]:
 # -- databases: templates, copies, counts ------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Db:
-    backend: str
-    name: str  # a file path on SQLite, a database name on PostgreSQL
-
-    @property
-    def url(self) -> str:
-        if self.backend == "sqlite":
-            return sqlite_url(Path(self.name))
-        return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{self.name}"
-
-
-CREATED: list[Db] = []  # dropped at the end, also on Ctrl-C and errors
-
-
-async def pg(sql: str, database: str = "postgres") -> list[Any]:
-    conn = await asyncpg.connect(f"{POSTGRES}/{database}", timeout=5)
-    try:
-        return list(await conn.fetch(sql))
-    finally:
-        await conn.close()
-
-
-def create(backend: str, work: Path, label: str, template: Db | None = None) -> Db:
-    """A new empty database, or a copy of a template whose server is stopped."""
-    if backend == "sqlite":
-        db = Db(backend, str(work / f"{label}.db"))
-        if template is not None:  # the backup API reads through the WAL, whatever its state
-            with (
-                contextlib.closing(sqlite3.connect(template.name)) as source,
-                contextlib.closing(sqlite3.connect(db.name)) as target,
-            ):
-                source.backup(target)
-    else:
-        db = Db(backend, f"janitor_bench_{uuid.uuid4().hex[:8]}_{label}")
-        sql = f'CREATE DATABASE "{db.name}"' + (f' TEMPLATE "{template.name}"' if template else "")
-        for attempt in range(30):  # a stopped server's connections may take a moment to go
-            try:
-                asyncio.run(pg(sql))
-                break
-            except asyncpg.ObjectInUseError:
-                if attempt == 29:
-                    raise
-                time.sleep(1)
-    CREATED.append(db)
-    return db
-
-
-def drop(db: Db) -> None:
-    if db.backend == "sqlite":
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            Path(db.name + suffix).unlink(missing_ok=True)
-    else:
-        asyncio.run(pg(f'DROP DATABASE IF EXISTS "{db.name}" WITH (FORCE)'))
-    CREATED.remove(db)
-
-
 def left(db: Db) -> str:
     """Seeded runs, task runs and logs still there (all of them ended before the cutoff)."""
     cut = (datetime.now(UTC) - timedelta(days=RETENTION_DAYS)).strftime("%Y-%m-%d %H:%M:%S")
@@ -261,16 +203,9 @@ class Result:
 
 
 def run_child(method: str, home: Path, args: argparse.Namespace, **env: str) -> dict[str, float]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    environment.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", **env)
-    command = [sys.executable, __file__, "--child", method, "--slow-runs", str(args.slow_runs)]
-    command += ["--batch-size", str(args.batch_size), "--api-runs", str(args.api_runs)]
-    done = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)
-    found = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    if done.returncode or not found:
-        raise RuntimeError(f"{method} failed ({done.returncode}):\n{done.stderr[-4000:]}")
-    result: dict[str, float] = json.loads(found[-1].removeprefix("RESULT "))
-    return result
+    arguments = ["--child", method, "--slow-runs", str(args.slow_runs)]
+    arguments += ["--batch-size", str(args.batch_size), "--api-runs", str(args.api_runs)]
+    return run_measured(arguments, method, PREFECT_HOME=str(home), **env)
 
 
 def measure(template: Db, n: int, method: str, args: argparse.Namespace, work: Path) -> Result:
@@ -406,14 +341,6 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def reachable() -> bool:
-    try:
-        asyncio.run(pg("SELECT 1"))
-    except (OSError, asyncpg.PostgresError, TimeoutError):
-        return False
-    return True
-
-
 def commit() -> str:
     """The last commit of the code measured (flows/), and whether it has been edited since."""
     git = ["git", "-C", str(Path(__file__).resolve().parent.parent)]
@@ -430,7 +357,7 @@ def load() -> str:
 def main() -> None:
     args = parse_args()
     if args.child:
-        print("RESULT " + json.dumps(asyncio.run(child(args.child, args))), flush=True)
+        result_line(asyncio.run(child(args.child, args)))
         return
     start, code, baseline = load(), commit(), 0.0
     results: list[Result] = []
@@ -446,9 +373,7 @@ def main() -> None:
         except KeyboardInterrupt:
             say("interrupted: the results so far follow")
         finally:
-            for db in list(CREATED):
-                with contextlib.suppress(Exception):
-                    drop(db)
+            drop_all()
     print(table(results, baseline), end="\n\n")
     notes = {"slow": args.slow_runs, "api": args.api_runs, "batch": args.batch_size}
     if commit() != code:  # flows/ changed while this ran: the results may mix both

@@ -17,14 +17,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -33,13 +28,14 @@ import httpx
 
 # Only what the probe imports itself: the measured subprocess runs this module, and a
 # module imported here (prefect.server by flows.seed_bulk, say) would not be timed there.
-from flows.localserver import LocalServer, sqlite_url
+from benchkit import POSTGRES, STARTED, create, drop, reachable, result_line, run_measured, say
+
+from flows.localserver import LocalServer
 from triggers.automation import OWNER_TAG
 from triggers.metrics import CATALOG
 from triggers.rules import Rule
 from triggers.units import human
 
-POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 TARGET_SECONDS = 2.0
 MONTH = 30 * 86400
 DAY = 86400.0
@@ -54,13 +50,6 @@ RULES: tuple[tuple[str, dict[str, Any], float, str, float], ...] = (
     ("flow_runs.success_rate", {}, DAY, "<", 90.0),
 )
 WHOLE = "(whole probe run)"
-STARTED = time.monotonic()
-
-
-def say(message: str) -> None:
-    print(f"[{time.monotonic() - STARTED:7.1f}s] {message}", file=sys.stderr, flush=True)
-
-
 # -- in the subprocess: one real probe flow run --------------------------------------------
 
 
@@ -70,50 +59,24 @@ def child() -> None:
     started = time.perf_counter()
     report = asyncio.run(metric_probe())
     result = {"report": report.model_dump(mode="json"), "flow": time.perf_counter() - started}
-    print("RESULT " + json.dumps(result), flush=True)
+    result_line(result)
 
 
 def run_probe(server: LocalServer, home: Path) -> dict[str, Any]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(
+    result = run_measured(
+        ["--child"],
+        "the probe",
         PREFECT_HOME=str(home),
         PREFECT_API_URL=server.api_url,
         PREFECT_SERVER_DATABASE_CONNECTION_URL=server.database_url,
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
         PREFECT_LOGGING_LEVEL="WARNING",
     )
-    command = [sys.executable, __file__, "--child"]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    found = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    if done.returncode or not found:
-        raise RuntimeError(f"the probe failed ({done.returncode}):\n{done.stderr[-4000:]}")
-    result: dict[str, Any] = json.loads(found[-1].removeprefix("RESULT "))
     if result["report"]["outcome"] != "probed":
         raise RuntimeError(f"the probe did not evaluate: {result['report']}")
     return result
 
 
 # -- in the parent: databases, servers, seeding, rules ------------------------------------
-
-
-async def postgres(sql: str) -> None:
-    import asyncpg  # type: ignore[import-untyped]
-
-    conn = await asyncpg.connect(f"{POSTGRES}/postgres", timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def reachable() -> bool:
-    import asyncpg
-
-    try:
-        asyncio.run(postgres("SELECT 1"))
-    except (OSError, asyncpg.PostgresError, TimeoutError):
-        return False
-    return True
 
 
 def publish_rules(api_url: str) -> None:
@@ -140,12 +103,8 @@ def bench(backend: str, args: argparse.Namespace, work: Path) -> list[list[str]]
 
     home = work / backend
     home.mkdir()
-    name = f"janitor_bench_probe_{uuid.uuid4().hex[:8]}"
-    if backend == "sqlite":
-        url = sqlite_url(home / "prefect.db")
-    else:
-        url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-        asyncio.run(postgres(f'CREATE DATABASE "{name}"'))
+    db = create(backend, home, "probe")
+    url = db.url
     try:
         with LocalServer(home / "server", url) as server:
             say(f"{backend}: seeding {args.runs} runs")
@@ -171,8 +130,7 @@ def bench(backend: str, args: argparse.Namespace, work: Path) -> list[list[str]]
                 report = results[-1]["report"]
                 say(f"  probe {attempt + 1}/{args.repeat}: {report['seconds']:.2f} s")
     finally:
-        if backend == "postgres":
-            asyncio.run(postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop(db)
     return rows(backend, args.runs, results)
 
 
