@@ -7,6 +7,7 @@ does the arithmetic. The bundle's own flows are left out (see ``OWN_FLOWS``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -48,12 +49,20 @@ def _window_filter(source: Source, scope: RunScope, window: timedelta) -> dict[s
     return found
 
 
-async def _history(source: Source, scope: RunScope, window: timedelta) -> dict[str, Any]:
-    """Run counts and summed run time per state type, over the whole window."""
+@dataclass
+class _Finished:
+    """Flow runs of the window that finished: how many, how many Completed, their run time."""
+
+    count: int = 0
+    completed: int = 0
+    run_time: float = 0.0
+
+
+async def _finished(source: Source, scope: RunScope, window: timedelta) -> _Finished | None:
+    """From the run history over the whole window; ``None`` when no run finished in it."""
     body = await _scope(source, scope)
-    totals: dict[str, Any] = {"count": {}, "run_time": {}}
     if body is None:
-        return totals
+        return None
     tags = {"tags": {"all_": scope.tags}} if scope.tags else {}
     body |= {
         "history_start": (source.now - window).isoformat(),
@@ -61,25 +70,29 @@ async def _history(source: Source, scope: RunScope, window: timedelta) -> dict[s
         "history_interval_seconds": window.total_seconds(),
         "flow_runs": tags,
     }
+    found = _Finished()
     for interval in await post(source, "/flow_runs/history", body):
         for state in interval["states"]:
-            kind = state["state_type"]
-            totals["count"][kind] = totals["count"].get(kind, 0) + state["count_runs"]
-            totals["run_time"][kind] = (
-                totals["run_time"].get(kind, 0.0) + state["sum_estimated_run_time"]
-            )
-    return totals
+            if state["state_type"] in FINISHED:
+                found.count += state["count_runs"]
+                found.run_time += state["sum_estimated_run_time"]
+            if state["state_type"] == "COMPLETED":
+                found.completed += state["count_runs"]
+    return found if found.count else None
 
 
-class FlowRunLateness(Metric):
+class _Windowed(Metric):
+    query_model: ClassVar[type[SpecModel]] = RunScope
+    windowed = True
+
+
+class FlowRunLateness(_Windowed):
     name = "flow_runs.lateness"
     unit = Unit.SECONDS
     description = (
         "Average seconds late of flow runs expected to start within the range "
         "(runs on time count as 0; runs still waiting count until now)."
     )
-    query_model: ClassVar[type[SpecModel]] = RunScope
-    windowed = True
 
     async def measure(self, source: Source, query: RunScope, window: timedelta) -> float | None:
         body = await _scope(source, query)
@@ -90,37 +103,27 @@ class FlowRunLateness(Metric):
         return None if value is None else max(0.0, float(value))
 
 
-class FlowRunDuration(Metric):
+class FlowRunDuration(_Windowed):
     name = "flow_runs.duration"
     unit = Unit.SECONDS
     description = (
         "Average run time of flow runs expected to start within the range that "
         "finished (Completed, Failed or Crashed)."
     )
-    query_model: ClassVar[type[SpecModel]] = RunScope
-    windowed = True
 
     async def measure(self, source: Source, query: RunScope, window: timedelta) -> float | None:
-        totals = await _history(source, query, window)
-        count = sum(totals["count"].get(kind, 0) for kind in FINISHED)
-        if not count:
-            return None
-        return sum(totals["run_time"].get(kind, 0.0) for kind in FINISHED) / count
+        finished = await _finished(source, query, window)
+        return None if finished is None else finished.run_time / finished.count
 
 
-class FlowRunSuccessRate(Metric):
+class FlowRunSuccessRate(_Windowed):
     name = "flow_runs.success_rate"
     unit = Unit.PERCENT
     description = (
         "Percent of the flow runs expected to start within the range that finished "
         "Completed, among those that finished (Completed, Failed or Crashed)."
     )
-    query_model: ClassVar[type[SpecModel]] = RunScope
-    windowed = True
 
     async def measure(self, source: Source, query: RunScope, window: timedelta) -> float | None:
-        totals = await _history(source, query, window)
-        count = sum(totals["count"].get(kind, 0) for kind in FINISHED)
-        if not count:
-            return None
-        return 100.0 * totals["count"].get("COMPLETED", 0) / count
+        finished = await _finished(source, query, window)
+        return None if finished is None else 100.0 * finished.completed / finished.count

@@ -111,32 +111,30 @@ async def _deployment_ids(source: Source, names: list[str]) -> list[str]:
     return found
 
 
-class FlowRunCount(Metric):
-    name = "flow_runs.count"
+class _RunCount(Metric):
     unit = Unit.COUNT
-    description = "How many flow runs match the query (states, age, tags, flows, deployments)."
     query_model: ClassVar[type[SpecModel]] = RunCountQuery
+    runs: ClassVar[str]
+    """``flow_runs`` or ``task_runs``: the count endpoint and the filter the query fills."""
 
     async def measure(self, source: Source, query: RunCountQuery, window: timedelta) -> float:
         body = await scope_filters(source, query)
         if body is None:
             return 0.0
-        body["flow_runs"] = run_filter(source, query)
-        return float(await post(source, "/flow_runs/count", body))
+        body[self.runs] = run_filter(source, query)
+        return float(await post(source, f"/{self.runs}/count", body))
 
 
-class TaskRunCount(Metric):
+class FlowRunCount(_RunCount):
+    name = "flow_runs.count"
+    description = "How many flow runs match the query (states, age, tags, flows, deployments)."
+    runs = "flow_runs"
+
+
+class TaskRunCount(_RunCount):
     name = "task_runs.count"
-    unit = Unit.COUNT
     description = (
         "How many task runs match the query (states, age, tags; flows and deployments "
         "of their flow runs)."
     )
-    query_model: ClassVar[type[SpecModel]] = RunCountQuery
-
-    async def measure(self, source: Source, query: RunCountQuery, window: timedelta) -> float:
-        body = await scope_filters(source, query)
-        if body is None:
-            return 0.0
-        body["task_runs"] = run_filter(source, query)
-        return float(await post(source, "/task_runs/count", body))
+    runs = "task_runs"
