@@ -31,6 +31,26 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path.resolve()}"
 
 
+def signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+
+
+def stop_group(
+    process: subprocess.Popen[bytes] | None, sig: signal.Signals, timeout: float
+) -> None:
+    """Signal a process started with ``start_new_session`` and its children; kill after
+    ``timeout`` if they have not exited."""
+    if process is None or process.poll() is not None:
+        return
+    signal_group(process, sig)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        signal_group(process, signal.SIGKILL)
+        process.wait(timeout)
+
+
 class ServerFailedToStart(RuntimeError):
     """The server exited or did not answer in time; the message holds its log tail."""
 
@@ -98,7 +118,7 @@ class LocalServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
-                self._signal(self._process, signal.SIGKILL)  # its services, if any remain
+                signal_group(self._process, signal.SIGKILL)  # its services, if any remain
                 raise ServerFailedToStart(
                     f"prefect server exited with {self._process.returncode}:\n{self.log_tail()}"
                 )
@@ -124,20 +144,8 @@ class LocalServer:
 
     def stop(self, timeout: float = 20.0) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
         # The server runs its services in child processes; signal the whole group.
-        self._signal(process, signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self._signal(process, signal.SIGKILL)
-            process.wait(timeout)
-
-    @staticmethod
-    def _signal(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
+        stop_group(process, signal.SIGTERM, timeout)
 
     def __enter__(self) -> LocalServer:
         return self.start().wait()

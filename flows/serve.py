@@ -11,7 +11,6 @@ seconds (60 by default).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 import httpx
+
+from flows.localserver import stop_group
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -130,17 +131,8 @@ class Served:
 
     def stop(self, timeout: float = 20.0) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
         # SIGINT lets the runner cancel its flow-run subprocesses and report them.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout)
+        stop_group(process, signal.SIGINT, timeout)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,6 +15,7 @@ from prefect.settings import (
     PREFECT_API_URL,
     temporary_settings,
 )
+from support import wait_for_events
 
 from flows.cleanup import CleanupReport
 from flows.localserver import LocalServer
@@ -65,9 +64,10 @@ async def drain_services() -> None:
         await service.drain_all(timeout=30)  # type: ignore[misc]
 
 
-def free_cleanup_slot(api_url: str) -> None:
+def release_slot(api_url: str, name: str = LIMIT_NAME) -> None:
+    """Free a concurrency slot a killed run may have left taken (the cleanup's by default)."""
     with httpx.Client(base_url=api_url, timeout=30) as client:
-        response = client.patch(f"/v2/concurrency_limits/{LIMIT_NAME}", json={"active_slots": 0})
+        response = client.patch(f"/v2/concurrency_limits/{name}", json={"active_slots": 0})
         assert response.status_code in (204, 404), response.text
 
 
@@ -83,25 +83,14 @@ async def surviving(api_url: str, ids: list[UUID]) -> set[UUID]:
 
 async def events_of(
     api_url: str, flow_run_id: UUID, expect: str, timeout: float = 30
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """The janitor events about one cleanup, once ``expect`` has been persisted."""
-    body = {
-        "filter": {
-            "any_resource": {"id": [f"janitor.cleanup.{flow_run_id}"]},
-            "occurred": {"since": "2000-01-01T00:00:00Z"},
-            "order": "ASC",
-        },
-        "limit": 50,
-    }
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
-        while True:
-            response = await client.post("/events/filter", json=body)
-            response.raise_for_status()
-            found: list[dict] = response.json()["events"]
-            if any(event["event"] == expect for event in found) or time.monotonic() > deadline:
-                return found
-            await asyncio.sleep(0.5)
+    return await wait_for_events(
+        api_url,
+        {"any_resource": {"id": [f"janitor.cleanup.{flow_run_id}"]}},
+        lambda found: any(event["event"] == expect for event in found),
+        timeout,
+    )
 
 
 def names(events: list[dict]) -> list[str]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,3 +54,36 @@ def problems_for(
     with pytest.raises(SpecError) as caught:
         load_bundle(folder, environ=env or {}, display_root=folder)
     return [str(problem) for problem in caught.value.problems]
+
+
+async def wait_for_events(
+    api_url: str,
+    event_filter: dict[str, Any],
+    until: Callable[[list[dict[str, Any]]], bool],
+    timeout: float = 30,
+) -> list[dict[str, Any]]:
+    """Events matching ``event_filter`` (oldest first), once ``until`` holds or at timeout.
+
+    Emitted events reach the database a moment later, through a buffered worker.
+    """
+    body = {
+        "filter": {"occurred": {"since": "2000-01-01T00:00:00Z"}, "order": "ASC", **event_filter},
+        "limit": 50,
+    }
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
+        while True:
+            response = await client.post("/events/filter", json=body)
+            response.raise_for_status()
+            found: list[dict[str, Any]] = response.json()["events"]
+            if until(found) or time.monotonic() > deadline:
+                return found
+            await asyncio.sleep(0.5)
+
+
+def metric_filter(resource_id: str, *names: str) -> dict[str, Any]:
+    """The probe's events named ``names`` about one resource."""
+    return {
+        "event": {"name": [f"janitor.metric.{name}" for name in names]},
+        "resource": {"id": [resource_id]},
+    }

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 import pytest
-from cleanup_support import RunCleanup, against, free_cleanup_slot
+from cleanup_support import RunCleanup, against, release_slot
 
 from flows.cleanup import CleanupReport, database_cleanup
 from flows.config import RetentionConfig
@@ -22,7 +22,7 @@ def flow_name() -> str:
 @pytest.fixture
 def free_slot(server: LocalServer) -> LocalServer:
     """Start with the cleanup slot free, whatever an earlier (killed) cleanup left."""
-    free_cleanup_slot(server.api_url)
+    release_slot(server.api_url)
     return server
 
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from cleanup_support import RunCleanup, free_cleanup_slot, surviving
+from cleanup_support import RunCleanup, release_slot, surviving
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 
@@ -75,7 +75,7 @@ async def test_killed_mid_deletion_then_run_again_converges(
 
     # The killed run's slot lease would expire on its own within a minute; an
     # operator (or this test) can free it at once.
-    free_cleanup_slot(server.api_url)
+    release_slot(server.api_url)
     report = await run_cleanup(**config.model_dump(exclude={"deletion"}))
 
     assert report.summary is not None

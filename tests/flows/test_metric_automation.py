@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from cleanup_support import against
+from support import metric_filter, wait_for_events
 
 from flows.cleanup import database_cleanup
 from flows.localserver import LocalServer
@@ -50,25 +51,6 @@ async def cleanup_runs(api_url: str, deployment_id: str, since: datetime) -> lis
     return [r for r in response.json() if datetime.fromisoformat(r["created"]) >= since]
 
 
-async def firing_event(api_url: str, rule_id: str) -> dict[str, Any]:
-    body = {
-        "filter": {
-            "event": {"name": ["janitor.metric.firing"]},
-            "resource": {"id": [f"janitor.metric.{rule_id}"]},
-            "occurred": {"since": "2000-01-01T00:00:00Z"},
-        },
-        "limit": 50,
-    }
-    async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
-        for _ in range(60):
-            events = (await client.post("/events/filter", json=body)).json()["events"]
-            if events:
-                (event,) = events
-                return dict(event)
-            await asyncio.sleep(0.5)
-    raise AssertionError("no firing event was persisted")
-
-
 async def test_seeded_history_over_a_threshold_starts_one_cleanup_run(
     server: LocalServer,
     api_url: str,
@@ -101,7 +83,11 @@ async def test_seeded_history_over_a_threshold_starts_one_cleanup_run(
     (run,) = runs
     assert run["parameters"]["config"]["flows"] == [flow_name]
 
-    event = await firing_event(api_url, f"cleanup-{flow_name}")
+    (event,) = await wait_for_events(
+        api_url,
+        metric_filter(f"janitor.metric.cleanup-{flow_name}", "firing"),
+        lambda events: len(events) >= 1,
+    )
     delay = datetime.fromisoformat(run["created"]) - datetime.fromisoformat(event["occurred"])
     print(f"firing event to cleanup run created: {delay.total_seconds():.2f} s")  # -s shows it
     assert timedelta(0) <= delay < timedelta(seconds=5), delay

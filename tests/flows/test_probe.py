@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from cleanup_support import against
+from cleanup_support import against, release_slot
+from support import metric_filter, wait_for_events
 
 from flows.localserver import LocalServer
 from flows.probe import PROBE_LIMIT, ProbeReport, metric_probe
@@ -44,44 +44,20 @@ async def publish(api_url: str, folder: Path, text: str, *, prune: bool = False)
     assert outcome.error is None, outcome.error
 
 
-async def transitions(api_url: str, rule_id: str, count: int, timeout: float = 20) -> list[str]:
+async def transitions(api_url: str, rule_id: str, count: int) -> list[str]:
     """The firing/resolved events of one rule, once ``count`` have been persisted."""
-    body = {
-        "filter": {
-            "event": {"name": ["janitor.metric.firing", "janitor.metric.resolved"]},
-            "resource": {"id": [f"janitor.metric.{rule_id}"]},
-            "occurred": {"since": "2000-01-01T00:00:00Z"},
-            "order": "ASC",
-        },
-        "limit": 50,
-    }
-    return [e["event"].rsplit(".", 1)[1] for e in await _events(api_url, body, count, timeout)]
-
-
-async def _events(
-    api_url: str, body: dict[str, Any], count: int, timeout: float
-) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
-        while True:
-            response = await client.post("/events/filter", json=body)
-            response.raise_for_status()
-            found: list[dict[str, Any]] = response.json()["events"]
-            if len(found) >= count or time.monotonic() > deadline:
-                return found
-            await asyncio.sleep(0.5)
+    found = await wait_for_events(
+        api_url,
+        metric_filter(f"janitor.metric.{rule_id}", "firing", "resolved"),
+        lambda events: len(events) >= count,
+    )
+    return [event["event"].rsplit(".", 1)[1] for event in found]
 
 
 async def state_of(api_url: str, rule_id: str) -> Any:
     async with httpx.AsyncClient(base_url=api_url) as client:
         response = await client.get(f"/variables/name/janitor-metric-state-{rule_id}")
         return response.json()["value"] if response.status_code == 200 else None
-
-
-def free_probe_slot(api_url: str) -> None:
-    with httpx.Client(base_url=api_url, timeout=30) as client:
-        response = client.patch(f"/v2/concurrency_limits/{PROBE_LIMIT}", json={"active_slots": 0})
-        assert response.status_code in (204, 404), response.text
 
 
 async def test_one_firing_per_episode_then_resolved_with_state_on_the_server(
@@ -91,7 +67,7 @@ async def test_one_firing_per_episode_then_resolved_with_state_on_the_server(
     flow_name: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    free_probe_slot(api_url)
+    release_slot(api_url, PROBE_LIMIT)
     old = timedelta(days=40)
     await make_history(api_url, server.database_url, [RunSpec(flow_name, ago=old)] * 3)
     rule = f"probe-{flow_name}"
@@ -138,7 +114,7 @@ async def test_one_firing_per_episode_then_resolved_with_state_on_the_server(
 async def test_firing_events_carry_what_a_message_needs(
     server: LocalServer, api_url: str, automations_dir: Path, flow_name: str
 ) -> None:
-    free_probe_slot(api_url)
+    release_slot(api_url, PROBE_LIMIT)
     await make_history(api_url, server.database_url, [RunSpec(flow_name, ago=timedelta(days=31))])
     rule = f"payload-{flow_name}"
     await publish(
@@ -149,15 +125,11 @@ async def test_firing_events_carry_what_a_message_needs(
     async with against(server, "api", pytest.MonkeyPatch()):
         report = await metric_probe()
     assert report.fired == [rule]
-    body = {
-        "filter": {
-            "event": {"name": ["janitor.metric.firing"]},
-            "resource": {"id": [f"janitor.metric.{rule}"]},
-            "occurred": {"since": "2000-01-01T00:00:00Z"},
-        },
-        "limit": 50,
-    }
-    (event,) = await _events(api_url, body, 1, 20)
+    (event,) = await wait_for_events(
+        api_url,
+        metric_filter(f"janitor.metric.{rule}", "firing"),
+        lambda events: len(events) >= 1,
+    )
     payload = event["payload"]
     assert payload["metric"] == "flow_runs.count"
     assert payload["value"] == 1
@@ -173,7 +145,7 @@ async def test_firing_events_carry_what_a_message_needs(
 async def test_an_unavailable_metric_neither_fires_nor_resolves(
     server: LocalServer, api_url: str, automations_dir: Path, flow_name: str
 ) -> None:
-    free_probe_slot(api_url)
+    release_slot(api_url, PROBE_LIMIT)
     rule = f"size-{flow_name}"
     await publish(api_url, automations_dir, SIZE_RULE.format(name=rule))
     monkeypatch = pytest.MonkeyPatch()
@@ -189,21 +161,18 @@ async def test_an_unavailable_metric_neither_fires_nor_resolves(
         assert "PREFECT_SERVER_DATABASE_CONNECTION_URL" in measurement.reason
         assert report.fired == []
     assert await state_of(api_url, rule) is None
-    body = {
-        "filter": {
-            "event": {"name": ["janitor.metric.unavailable"]},
-            "resource": {"id": ["janitor.measurement.database.size_bytes"]},
-            "occurred": {"since": "2000-01-01T00:00:00Z"},
-        },
-        "limit": 50,
-    }
-    assert len(await _events(api_url, body, 2, 20)) >= 2
+    unavailable = await wait_for_events(
+        api_url,
+        metric_filter("janitor.measurement.database.size_bytes", "unavailable"),
+        lambda events: len(events) >= 2,
+    )
+    assert len(unavailable) >= 2
 
 
 async def test_probes_at_once_agree_on_one_firing(
     server: LocalServer, api_url: str, automations_dir: Path, flow_name: str
 ) -> None:
-    free_probe_slot(api_url)
+    release_slot(api_url, PROBE_LIMIT)
     await make_history(api_url, server.database_url, [RunSpec(flow_name, ago=timedelta(days=40))])
     rule = f"race-{flow_name}"
     await publish(
