@@ -142,11 +142,11 @@ async def _approval(
     via = config.approval
     if via == "ai":
         events.emit(Step.APPROVAL_REQUESTED, {"via": "ai", "model": config.ai.model, **facts})
-        verdict, escalate = await _ask_ai(config, markdown, preview.to_delete, client)
-        if not escalate:
+        verdict, handover = await _ask_ai(config, markdown, preview.to_delete, client)
+        if handover is None:
             return _announce(verdict, events, facts)
-        get_run_logger().info("the AI reviewer was not sure (%s); asking a human", _why(verdict))
-        facts = {**facts, "escalated": _why(verdict)}
+        get_run_logger().info("the AI reviewer handed over (%s); asking a human", handover)
+        facts = {**facts, "escalated": handover}
     events.emit(
         Step.APPROVAL_REQUESTED,
         {"via": "human", "timeout_seconds": config.approval_timeout_seconds, **facts},
@@ -166,13 +166,11 @@ def _facts(preview: Preview) -> dict[str, Any]:
         "by_flow": [count.model_dump() for count in preview.by_flow[:5]],
         "oldest_end": preview.oldest_end.isoformat() if preview.oldest_end else None,
         "newest_end": preview.newest_end.isoformat() if preview.newest_end else None,
+        "retention_days": preview.retention_days,
+        "task_runs": preview.task_runs,
+        "logs": preview.logs,
+        "sample": [run.model_dump(mode="json") for run in preview.sample[:5]],
     }
-
-
-def _why(verdict: Verdict) -> str:
-    if verdict.error:
-        return verdict.error
-    return f"confidence {verdict.confidence}, approved={verdict.approved}"
 
 
 def _announce(verdict: Verdict, events: StepEvents, facts: dict[str, Any]) -> Verdict:
@@ -189,8 +187,8 @@ def _announce(verdict: Verdict, events: StepEvents, facts: dict[str, Any]) -> Ve
 
 async def _ask_ai(
     config: RetentionConfig, markdown: str, to_delete: int, client: PrefectClient
-) -> tuple[Verdict, bool]:
-    """The reviewer's verdict, and whether it hands over to a person (unsure or failed)."""
+) -> tuple[Verdict, str | None]:
+    """The reviewer's verdict, and why it hands over to a person (unsure or failed), if it does."""
     from flows.reviewer import review_cleanup
 
     review = await review_cleanup(markdown, config.ai, api_url=str(client.api_url))
@@ -205,7 +203,15 @@ async def _ask_ai(
         error=review.error or "",
         approved_count=to_delete if review.verdict == "approved" else 0,
     )
-    return verdict, review.verdict == "escalate"
+    if review.verdict != "escalate":
+        return verdict, None
+    if review.error or decision is None:
+        return verdict, review.error or "the review gave no decision"
+    leaning = "approve" if decision.approved else "reject"
+    return verdict, (
+        f"it would {leaning} with confidence {decision.confidence:.0%}, below the "
+        f"{config.ai.min_confidence:.0%} it needs to decide alone"
+    )
 
 
 async def _delete(

@@ -68,12 +68,19 @@ class StepEvents:
         self.emitted: list[Event] = []
 
     def emit(self, step: Step, payload: BaseModel | dict[str, Any]) -> Event | None:
+        """Emit one step; it ``follows`` the previous one.
+
+        Prefect's triggers service handles events two at a time; ``follows``
+        makes it evaluate a step only after the step before it, so the
+        notifications of steps a few milliseconds apart start in order.
+        """
         data = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
         event = emit_event(
             event=step.value,
             resource=self.resource,
             related=self.related,
             payload=data,
+            follows=self.emitted[-1] if self.emitted else None,
         )
         if event is not None:
             self.emitted.append(event)

@@ -8,32 +8,53 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
+def _unescape(text: str) -> str:
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _texts(value: Any) -> list[str]:
+    """The text of a text object, or of each element of a context block."""
+    if isinstance(value, dict) and isinstance(value.get("text"), str):
+        return [_unescape(value["text"])]
+    return []
+
+
+def _block_lines(block: dict[str, Any]) -> list[str]:
+    kind = block.get("type")
+    if kind == "header":
+        return ["== " + text for text in _texts(block.get("text"))]
+    lines = _texts(block.get("text"))
+    for field in block.get("fields") or []:
+        lines += ["  " + line for text in _texts(field) for line in text.splitlines()]
+    elements = block.get("elements") or []
+    if kind == "context":
+        lines += [text for element in elements for text in _texts(element)]
+    if kind == "actions":
+        buttons = [element for element in elements if isinstance(element, dict)]
+        labels = [
+            f"[{''.join(_texts(button.get('text')))}]"
+            + (f" {button['url']}" if "url" in button else "")
+            for button in buttons
+        ]
+        values = {button["value"] for button in buttons if button.get("value")}
+        lines.append("  ".join(labels) + "".join(f"  (flow run {value})" for value in values))
+    return lines
+
+
 def message_text(payload: Any) -> str:
-    """The readable part of a Block Kit message: the fallback text and every text block."""
+    """A Block Kit message as terminal lines: header, texts, fields, context, buttons."""
     if not isinstance(payload, dict):
         return str(payload)
-    lines = [str(payload.get("text", ""))] if payload.get("text") else []
-    for block in payload.get("blocks", []) or []:
-        if not isinstance(block, dict):
-            continue
-        text = block.get("text")
-        if isinstance(text, dict) and text.get("text") and text["text"] not in lines:
-            lines.append(str(text["text"]))
-        for element in block.get("elements", []) or []:
-            if isinstance(element, dict):
-                inner = element.get("text")
-                if isinstance(inner, dict):
-                    label = inner.get("text", "")
-                    url = element.get("url")
-                    lines.append(f"[{label}]" + (f" {url}" if url else ""))
-                elif isinstance(inner, str):
-                    lines.append(inner)
-    return "\n".join(lines)
+    blocks = [block for block in payload.get("blocks") or [] if isinstance(block, dict)]
+    if not blocks:
+        return _unescape(str(payload.get("text", "")))
+    return "\n".join(line for block in blocks for line in _block_lines(block))
 
 
 class SlackConsole:
@@ -42,6 +63,7 @@ class SlackConsole:
     def __init__(self, sink: Callable[[str], None] = print, port: int = 0) -> None:
         self.sink = sink
         self.received: list[Any] = []
+        self.arrived: list[float] = []  # time.monotonic() of each message, for latency figures
         console = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -51,8 +73,10 @@ class SlackConsole:
                     payload: Any = json.loads(body)
                 except ValueError:
                     payload = body.decode(errors="replace")
+                console.arrived.append(time.monotonic())
                 console.received.append(payload)
-                console.sink(f"[slack] {message_text(payload)}")
+                text = message_text(payload).replace("\n", "\n        ")
+                console.sink(f"[slack] {text}")
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain")
                 self.end_headers()

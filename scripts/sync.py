@@ -3,6 +3,8 @@
     python scripts/sync.py              plan, then apply
     python scripts/sync.py --dry-run    plan only
     python scripts/sync.py --check      plan only; exit 2 when the server differs
+    python scripts/sync.py --render templates/metric.json.j2 --event sample.json
+                                        render a template as the server would
 
 Exit codes: 0 done (or in sync), 1 invalid declarations (nothing written),
 2 --check found drift, 3 a declared name clashes with an automation sync does
@@ -28,6 +30,7 @@ from triggers.report import (
     print_sync_error,
     problems_json,
 )
+from triggers.render import preview
 from triggers.schema import spec_schema_text
 
 EXIT_OK, EXIT_INVALID, EXIT_DRIFT, EXIT_CONFLICT, EXIT_SERVER = 0, 1, 2, 3, 4
@@ -48,6 +51,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--check", action="store_true", help="print the plan; exit 2 if the server differs"
     )
     mode.add_argument("--schema", action="store_true", help="print the spec's JSON Schema")
+    mode.add_argument(
+        "--render",
+        type=Path,
+        metavar="TEMPLATE",
+        help="render a template with sample events in the server's sandbox, and check it "
+        "(valid JSON, Slack's Block Kit limits, escaping); writes nothing",
+    )
+    parser.add_argument(
+        "--event",
+        type=Path,
+        metavar="FILE",
+        help="with --render: JSON file of one event or a list (default: the template's "
+        "NAME.sample.json)",
+    )
     parser.add_argument(
         "--prune", action="store_true", help="delete owned automations no longer declared"
     )
@@ -71,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.schema:
         sys.stdout.write(spec_schema_text())
         return EXIT_OK
+    if args.render:
+        return render(args.render, args.event, args.path, console)
     mode = Mode.CHECK if args.check else Mode.DRY_RUN if args.dry_run else Mode.APPLY
     target = args.api_url or _api_url()
     progress = None if args.json else (lambda message: console.log(message))
@@ -108,6 +127,25 @@ def main(argv: list[str] | None = None) -> int:
     if mode == Mode.CHECK and not outcome.plan.in_sync:
         return EXIT_DRIFT
     return EXIT_OK
+
+
+def render(template: Path, event: Path | None, root: Path, console: Console) -> int:
+    """Print each sample's rendering, then any problem sync would report for it."""
+    if not template.is_file() and (root / template).is_file():
+        template = root / template
+    try:
+        result = preview(template, event, root)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return EXIT_INVALID
+    for which, text in result.rendered:
+        console.rule(which)
+        sys.stdout.write(text + "\n")
+    for problem in result.problems:
+        console.print(f"[red]problem:[/red] {problem}")
+    if not result.problems:
+        console.print("[green]ok:[/green] valid, within Slack's limits, user text escaped")
+    return EXIT_INVALID if result.problems else EXIT_OK
 
 
 def _api_url() -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,6 +12,14 @@ from uuid import UUID
 import httpx
 import pytest
 from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.filters import (
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import StateType
 from prefect.settings import (
     PREFECT_API_DATABASE_CONNECTION_URL,
     PREFECT_API_URL,
@@ -95,3 +105,19 @@ async def events_of(
 
 def names(events: list[dict]) -> list[str]:
     return [event["event"] for event in events]
+
+
+async def paused_cleanups(api_url: str, count: int = 1, timeout: float = 60) -> list[UUID]:
+    """Wait until ``count`` cleanup runs are paused, waiting for their approval form."""
+    deadline = time.monotonic() + timeout
+    async with PrefectClient(api_url) as client:
+        while True:
+            runs = await client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=["database-cleanup"])),
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
+                ),
+            )
+            if len(runs) >= count or time.monotonic() > deadline:
+                return [run.id for run in runs]
+            await asyncio.sleep(0.3)

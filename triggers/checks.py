@@ -8,7 +8,6 @@ rules, and block kinds that fit their actions.
 
 from __future__ import annotations
 
-import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -21,12 +20,10 @@ from triggers import template as templates
 from triggers.action import CallWebhookSpec, RunDeploymentSpec, SendNotificationSpec
 from triggers.automation import ACTION_LISTS, AutomationSpec
 from triggers.blocks import block_kind_error
-from triggers.errors import Location, Problem
-from triggers.metric import FIRING, MetricTriggerSpec, resource_id
+from triggers.errors import Problem
 from triggers.problems import closest, dotted, from_validation
 from triggers.source import Document, PathKey
 from triggers.template import TemplateRef
-from triggers.trigger import CompoundTriggerSpec, EventTriggerSpec, SequenceTriggerSpec
 
 
 def display(file: Path, display_root: Path | None) -> Path:
@@ -167,147 +164,16 @@ def check_block_kinds(spec: AutomationSpec, document: Document, problems: list[P
             )
 
 
-def check_templates(
-    spec: AutomationSpec,
-    document: Document,
-    root: Path,
-    problems: list[Problem],
-    display_root: Path | None = None,
-) -> None:
-    """Render every Jinja string as the server would, against sample events."""
-    automation_context = {
-        "name": spec.name,
-        "description": spec.description,
-        "enabled": spec.enabled,
-        "tags": spec.tags,
-        "trigger": spec.trigger.compile().model_dump(mode="json"),
-        "actions": [],
-    }
+def check_parameters(spec: AutomationSpec, document: Document, problems: list[Problem]) -> None:
+    """Jinja in run-deployment parameters must at least be valid for the server's sandbox."""
     for (field_name, index), action in spec.all_actions():
-        where: PathKey = (field_name, index)
-        if isinstance(action, RunDeploymentSpec):
-            for key, text in _strings(action.parameters or {}, ("parameters",)):
-                error = templates.syntax_error(text) if "{" in text else None
-                if error:
-                    problems.append(
-                        Problem(
-                            document.locate((*where, *key)), f"{dotted((*where, *key))}: {error}"
-                        )
-                    )
+        if not isinstance(action, RunDeploymentSpec):
             continue
-        if not isinstance(action, SendNotificationSpec | CallWebhookSpec):
-            continue
-        for attribute, value, as_json in action.templates():
-            path = (*where, attribute)
-            ref_path = (*path, "template") if isinstance(value, TemplateRef) else path
-            source_location = document.locate(ref_path)
-            name = ""
-            if isinstance(value, TemplateRef):
-                name = value.template
-                as_json = as_json or templates.looks_like_json(value.source, name)
-            source = value.source if isinstance(value, TemplateRef) else str(value)
-            template_file = root / name if name else None
-            _check_one(
-                source,
-                as_json,
-                template_file,
-                source_location,
-                spec,
-                automation_context,
-                problems,
-                display(template_file, display_root) if template_file else None,
-            )
-
-
-def _check_one(
-    source: str,
-    as_json: bool,
-    template_file: Path | None,
-    used_at: Location,
-    spec: AutomationSpec,
-    automation_context: dict[str, Any],
-    problems: list[Problem],
-    shown_file: Path | None,
-) -> None:
-    error = templates.syntax_error(source)
-    if error:
-        line = _template_line(error)
-        location = Location(shown_file, line) if shown_file else used_at
-        suffix = f" (used at {used_at})" if shown_file else ""
-        problems.append(Problem(location, error + suffix, "fix the Jinja syntax"))
-        return
-    try:
-        events = _sample_events(spec, template_file)
-    except ValueError as exc:
-        problems.append(Problem(Location(shown_file or used_at.file), f"bad sample events: {exc}"))
-        return
-    plain = len(events)
-    if as_json:
-        events += [templates.hostile(event) for event in events]
-
-    def report(message: str, hint: str) -> None:
-        suffix = f" (used at {used_at})" if shown_file else ""
-        where = Location(shown_file) if shown_file else used_at
-        problems.append(Problem(where, message + suffix, hint))
-
-    for number, event in enumerate(events):
-        which = f"sample event {event['event']!r}" + (
-            " with quotes, backslashes and newlines in its values" if number >= plain else ""
-        )
-        try:
-            rendered = templates.render(source, templates.context_for(event, automation_context))
-        except ValueError as exc:
-            report(
-                f"{exc} for {which}",
-                "guard optional values, e.g. {{ event.payload.x | default('') }}",
-            )
-            return
-        error = templates.json_error(rendered) if as_json else None
-        if error:
-            report(
-                f"{error} for {which}",
-                "put strings through `| tojson` instead of quoting them by hand",
-            )
-            return
-
-
-def _template_line(error: str) -> int:
-    marker = "template line "
-    if marker in error:
-        digits = error.split(marker, 1)[1].split(":", 1)[0]
-        if digits.isdigit():
-            return int(digits)
-    return 0
-
-
-def _sample_events(spec: AutomationSpec, template_file: Path | None) -> list[dict[str, Any]]:
-    """Samples shipped beside the template (NAME.sample.json), else one from the trigger."""
-    if template_file is not None:
-        stem = template_file.name.removesuffix(".j2").removesuffix(".json")
-        sample = template_file.with_name(f"{stem}.sample.json")
-        if sample.is_file():
-            try:
-                loaded = json.loads(sample.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                raise ValueError(f"{sample.name} is not readable JSON: {exc}") from exc
-            events = loaded if isinstance(loaded, list) else [loaded]
-            return [templates.sample_event_from(item) for item in events]
-    event_name, resource_id = _first_expected(spec.trigger)
-    return [templates.sample_event(event_name, resource_id)]
-
-
-def _first_expected(trigger: Any) -> tuple[str, str]:
-    if isinstance(trigger, EventTriggerSpec):
-        event = next(iter(sorted(trigger.expect)), "janitor.sample")
-        resource = trigger.match.get("prefect.resource.id", "janitor.sample")
-        if isinstance(resource, list):
-            resource = resource[0] if resource else "janitor.sample"
-        return event.replace("*", "sample"), resource.replace("*", "sample")
-    if isinstance(trigger, MetricTriggerSpec):
-        return FIRING, resource_id(trigger.rule_id)
-    if isinstance(trigger, CompoundTriggerSpec | SequenceTriggerSpec):
-        return _first_expected(trigger.triggers[0])
-    return "janitor.sample", "janitor.sample"
+        for key, text in _strings(action.parameters or {}, ("parameters",)):
+            error = templates.syntax_error(text) if "{" in text else None
+            if error:
+                where = (field_name, index, *key)
+                problems.append(Problem(document.locate(where), f"{dotted(where)}: {error}"))
 
 
 def _strings(value: Any, path: PathKey) -> list[tuple[PathKey, str]]:

@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 from prefect.types import MAX_VARIABLE_VALUE_LENGTH
 from pydantic import TypeAdapter, ValidationError
 
-from triggers import checks
+from triggers import checks, render
 from triggers.automation import AutomationSpec, BlockSpec, DocumentSpec
 from triggers.blocks import validate_block_data
 from triggers.errors import Location, Problem, SpecError
@@ -165,7 +165,8 @@ def _validate(
     checks.load_templates(spec, document, bundle.root, problems)
     core = checks.compile_offline(spec, document, problems) if len(problems) == before else None
     if core is not None:
-        checks.check_templates(spec, document, bundle.root, problems, display_root)
+        checks.check_parameters(spec, document, problems)
+        render.check_templates(spec, document, bundle.root, problems, display_root)
     if core is not None and len(problems) == before:
         checks.check_server_rules(core, document, problems)
     checks.check_block_kinds(spec, document, problems)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -33,8 +34,16 @@ _ORCHESTRATION_OBJECTS = (
 )
 
 
+_IMPORT = re.compile(r"""\{%-?\s*from\s+(["'])(?P<name>[^"']+)\1\s+import\s[^%]*?-?%\}""")
+
+
 class TemplateRef(SpecModel):
-    """A Jinja template kept in its own file, relative to the automations folder."""
+    """A Jinja template kept in its own file, relative to the automations folder.
+
+    ``{% from "_slack.j2" import esc %}`` brings in a file of shared macros: the
+    server renders each template alone, with no loader, so sync inlines the
+    file in place of the statement (which means the same thing to Jinja).
+    """
 
     template: str = Field(
         description="Path of the template relative to the automations folder, "
@@ -42,6 +51,7 @@ class TemplateRef(SpecModel):
         pattern=r"^[^/].*$",
     )
     _source: str | None = PrivateAttr(default=None)
+    _origins: list[tuple[str, int]] = PrivateAttr(default_factory=list)
 
     @property
     def loaded(self) -> bool:
@@ -54,11 +64,48 @@ class TemplateRef(SpecModel):
         return self._source
 
     def load(self, root: Path) -> None:
-        """Read the file; raises OSError or ValueError with a message for people."""
-        path = (root / self.template).resolve()
-        if not path.is_relative_to(root.resolve()):
-            raise ValueError(f"template {self.template} is outside {root}")
-        self._source = path.read_text(encoding="utf-8")
+        """Read the file and inline its macro imports; raises OSError or ValueError."""
+        self._source, self._origins = inline(self.template, root)
+
+    def origin(self, line: int) -> tuple[str, int]:
+        """The file (relative to the automations folder) and line a source line came from."""
+        if 1 <= line <= len(self._origins):
+            return self._origins[line - 1]
+        return self.template, line
+
+
+def _inside(root: Path, name: str) -> Path:
+    path = (root / name).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise ValueError(f"template {name} is outside {root}")
+    return path
+
+
+def inline(name: str, root: Path) -> tuple[str, list[tuple[str, int]]]:
+    """A template's text with each ``{% from "FILE" import ... %}`` replaced by FILE.
+
+    Also returns where each line of the result came from, so an error in the
+    inlined text still names the file and line a person should open.
+    """
+    path = _inside(root, name)
+    source = path.read_text(encoding="utf-8")
+    pieces: list[tuple[str, str, int]] = []
+    position = 0
+    for match in _IMPORT.finditer(source):
+        pieces.append((source[position : match.start()], name, source.count("\n", 0, position) + 1))
+        library = str(Path(name).parent / match["name"])
+        try:
+            text = _inside(root, library).read_text(encoding="utf-8")
+        except OSError as exc:
+            line = source.count("\n", 0, match.start()) + 1
+            raise ValueError(f"line {line} imports {library}: {exc.strerror or exc}") from exc
+        pieces.append((text, library, 1))
+        position = match.end()
+    pieces.append((source[position:], name, source.count("\n", 0, position) + 1))
+    origins: list[tuple[str, int]] = [(name, 1)]
+    for text, origin, first in pieces:
+        origins += [(origin, first + offset) for offset in range(1, text.count("\n") + 1)]
+    return "".join(text for text, _, _ in pieces), origins
 
 
 def _text_kind(value: Any) -> str:
@@ -251,19 +298,25 @@ def sample_event_from(item: Any) -> dict[str, Any]:
     return {**base, **item}
 
 
-_HOSTILE = ' "quoted" \\ back\\slash\nnew line \t tab ünïcødé 🧹 <@U123> & </script>'
+MENTION = "<@U0JANITOR>"
+"""Part of every hostile string: a Slack mention that must arrive escaped."""
+_HOSTILE = f' "quoted" \\ back\\slash\nnew line \t tab ünïcødé 🧹 {MENTION} <!channel> & </script>'
+LONG = 6000  # longer than any Slack text field
 
 
-def hostile(event: dict[str, Any]) -> dict[str, Any]:
+def hostile(event: dict[str, Any], long: bool = False) -> dict[str, Any]:
     """The same event with every name and payload string made awkward.
 
     A JSON payload must survive quotes, backslashes, newlines and unicode in
-    whatever the event carries; a hand-quoted ``"{{ name }}"`` does not.
+    whatever the event carries; a hand-quoted ``"{{ name }}"`` does not. With
+    ``long``, every string is also longer than any Slack field, so a template
+    that does not truncate user text shows it.
     """
 
     def spoil(value: Any) -> Any:
         if isinstance(value, str):
-            return value + _HOSTILE
+            spoiled = value + _HOSTILE
+            return (spoiled * (LONG // len(spoiled) + 1))[:LONG] if long else spoiled
         if isinstance(value, dict):
             return {key: spoil(item) for key, item in value.items()}
         if isinstance(value, list):
@@ -274,7 +327,7 @@ def hostile(event: dict[str, Any]) -> dict[str, Any]:
         key: (value if key == "prefect.resource.id" else spoil(value))
         for key, value in (event.get("resource") or {}).items()
     }
-    resource.setdefault("prefect.resource.name", "sample" + _HOSTILE)
+    resource.setdefault("prefect.resource.name", spoil("sample"))
     return {**event, "resource": resource, "payload": spoil(event.get("payload") or {})}
 
 
