@@ -123,12 +123,12 @@ class SlackAppSettings(BaseModel):
             raise SetupError("the Slack app cannot start:\n  " + "\n  ".join(problems)) from None
 
 
+@dataclass
 class Refused(Exception):
     """A click the app will not act on: an HTTP status and a short reason."""
 
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status, self.reason = status, reason
+    status: int
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -197,11 +197,8 @@ def decided_message(click: Click, at: datetime) -> dict[str, Any]:
     """The original message with its buttons replaced by who decided, and when."""
     mark, verb = (":white_check_mark:", "Approved") if click.approve else (":x:", "Rejected")
     line = f"{verb} in Slack by {escape(click.username)} at {at.astimezone(UTC):%H:%M} UTC"
-    context = {
-        "type": "context",
-        "block_id": "janitor-decision",
-        "elements": [{"type": "mrkdwn", "text": f"{mark} {line}"}],
-    }
+    said = {"type": "mrkdwn", "text": f"{mark} {line}"}
+    context = {"type": "context", "block_id": "janitor-decision", "elements": [said]}
     blocks = [
         context if isinstance(b, dict) and b.get("block_id") == APPROVAL_BLOCK else b
         for b in click.blocks
@@ -209,6 +206,21 @@ def decided_message(click: Click, at: datetime) -> dict[str, Any]:
     if context not in blocks:
         blocks.append(context)
     return {"replace_original": True, "text": line, "blocks": blocks}
+
+
+async def post_decision(click: Click, at: datetime) -> None:
+    """Rewrite the Slack message once Slack has its answer; a failure is logged, the
+    decision stands (the run was resumed, and its own events announce the outcome)."""
+    message = decided_message(click, at)
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            response = await http.post(click.response_url, json=message)
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        logger.warning("could not update the Slack message: %s: %s", type(exc).__name__, exc)
+        return
+    if response.status_code >= 300:
+        answer = f"{response.status_code} {response.text[:200]}"
+        logger.warning("Slack refused the message update: %s", answer)
 
 
 class Approvals:
@@ -220,13 +232,11 @@ class Approvals:
         self._lock = asyncio.Lock()
 
     async def actions(self, request: Request) -> PlainTextResponse:
-        body = await request.body()
-        headers = request.headers
+        body, headers = await request.body(), request.headers
         try:
             try:
-                self.verifier.verify(
-                    headers.get("X-Slack-Request-Timestamp"), headers.get("X-Slack-Signature"), body
-                )
+                timestamp = headers.get("X-Slack-Request-Timestamp")
+                self.verifier.verify(timestamp, headers.get("X-Slack-Signature"), body)
             except SignatureError as exc:
                 raise Refused(401, str(exc)) from None
             click = parse_click(body)
@@ -239,11 +249,10 @@ class Approvals:
             logger.warning("refused (%d): %s", refusal.status, refusal.reason)
             return PlainTextResponse(refusal.reason, status_code=refusal.status)
         verb = "approved" if click.approve else "rejected"
-        logger.info(
-            "%s flow run %s: %s (Slack %s)", verb, click.run_id, click.username, click.user_id
+        logger.info("%s flow run %s in Slack by %s", verb, click.run_id, click.user_id)
+        return PlainTextResponse(
+            verb, background=BackgroundTask(post_decision, click, datetime.now(UTC))
         )
-        update = BackgroundTask(self._update_message, click, datetime.now(UTC))
-        return PlainTextResponse(verb, background=update)
 
     async def _resume(self, click: Click) -> None:
         """Resume the run if it is a paused cleanup, within the time Slack allows."""
@@ -257,14 +266,14 @@ class Approvals:
             raise Refused(503, reason) from None
         except httpx.HTTPError as exc:
             logger.error("Prefect call failed: %s: %s", type(exc).__name__, exc)
-            raise Refused(503, "the Prefect server could not be reached; try again") from None
+            raise Refused(503, "the Prefect server failed or is unreachable; retry") from None
 
     async def _resume_with(self, client: PrefectClient, click: Click) -> None:
         try:
             run = await client.read_flow_run(click.run_id)
+            flow = await client.read_flow(run.flow_id)
         except ObjectNotFound:
             raise Refused(400, f"flow run {click.run_id} does not exist") from None
-        flow = await client.read_flow(run.flow_id)
         if flow.name != CLEANUP_FLOW:
             raise Refused(403, f"flow run {run.id} belongs to {flow.name!r}, not {CLEANUP_FLOW}")
         if run.state is None or run.state.type != StateType.PAUSED:
@@ -282,31 +291,13 @@ class Approvals:
             raise Refused(400, f"Prefect did not resume flow run {run.id}: {why}")
 
     def _client(self) -> PrefectClient:
-        settings = self.settings
+        key, auth = self.settings.api_key, self.settings.api_auth_string
         return PrefectClient(
-            settings.api_url,
-            api_key=settings.api_key.get_secret_value() if settings.api_key else None,
-            auth_string=(
-                settings.api_auth_string.get_secret_value() if settings.api_auth_string else None
-            ),
-            httpx_settings={"timeout": httpx.Timeout(settings.prefect_timeout_seconds)},
+            self.settings.api_url,
+            api_key=key.get_secret_value() if key else None,
+            auth_string=auth.get_secret_value() if auth else None,
+            httpx_settings={"timeout": httpx.Timeout(self.settings.prefect_timeout_seconds)},
         )
-
-    async def _update_message(self, click: Click, at: datetime) -> None:
-        """Runs after Slack has its answer; a failure here is logged, the decision stands."""
-        message = decided_message(click, at)
-        try:
-            async with httpx.AsyncClient(timeout=10) as http:
-                response = await http.post(click.response_url, json=message)
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            logger.warning("could not update the Slack message: %s: %s", type(exc).__name__, exc)
-            return
-        if response.status_code >= 300:
-            logger.warning(
-                "Slack refused the message update (%d): %s",
-                response.status_code,
-                response.text[:200],
-            )
 
 
 async def healthz(request: Request) -> PlainTextResponse:
@@ -316,9 +307,8 @@ async def healthz(request: Request) -> PlainTextResponse:
 def create_app(settings: SlackAppSettings) -> Starlette:
     """The ASGI app: ``POST /slack/actions`` (Slack's Interactivity URL), ``GET /healthz``."""
     approvals = Approvals(settings)
-    return Starlette(
-        routes=[
-            Route("/slack/actions", approvals.actions, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-        ]
-    )
+    routes = [
+        Route("/slack/actions", approvals.actions, methods=["POST"]),
+        Route("/healthz", healthz),
+    ]
+    return Starlette(routes=routes)
