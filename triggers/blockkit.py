@@ -53,10 +53,11 @@ def unescaped(message: dict[str, Any], marker: str) -> list[str]:
     A hostile sample puts ``<@U123>`` and the like in every string it can; if
     any mrkdwn text still holds it verbatim, an event can mention or link.
     """
-    return [path for path, text in _mrkdwn_texts(message) if marker in text]
+    return [path for path, text in mrkdwn_texts(message) if marker in text]
 
 
-def _mrkdwn_texts(message: dict[str, Any]) -> list[tuple[str, str]]:
+def mrkdwn_texts(message: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every text Slack parses as mrkdwn (the fallback text too), with its path."""
     texts = [("text", str(message["text"]))] if message.get("text") else []
 
     def walk(value: Any, path: str) -> None:
