@@ -34,7 +34,7 @@ def test_message_text_reads_block_kit() -> None:
             ],
         }
     )
-    assert text == "fallback\n*hello*\n[Open] u"
+    assert text == "*hello*\n[Open] u"
 
 
 def test_stack_syncs_and_prints_slack_messages(
@@ -52,6 +52,7 @@ def test_stack_syncs_and_prints_slack_messages(
         api = stack.server.api_url
         names = {a["name"] for a in httpx.post(f"{api}/automations/filter", json={}).json()}
         assert "janitor-notify-crashed-runs" in names
+        assert "janitor-notify-approval-requested" in names
         assert (tmp_path / "state" / "prefect.db").exists(), "SQLite in the project-local folder"
         assert "janitor-cleanup-when-database-is-large" in names
         rules = httpx.post(
@@ -93,7 +94,7 @@ def test_stack_syncs_and_prints_slack_messages(
         assert measured, "the served probe could not read the server's database"
 
         run_id = uuid.uuid4()
-        event = {
+        crashed = {
             "id": str(uuid.uuid4()),
             "occurred": datetime.now(UTC).isoformat(),
             "event": "prefect.flow-run.Crashed",
@@ -105,16 +106,26 @@ def test_stack_syncs_and_prints_slack_messages(
             "related": [],
             "payload": {},
         }
+        nothing = {
+            **crashed,
+            "id": str(uuid.uuid4()),
+            "event": "janitor.cleanup.nothing-to-do",
+            "resource": {
+                "prefect.resource.id": f"janitor.cleanup.{run_id}",
+                "prefect.resource.name": "tidy-otter",
+            },
+            "payload": {"cutoff": "2026-10-23T14:00:00+00:00", "protected": 0},
+        }
         # Automations reach the triggers service a moment after they are created.
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not stack.slack.received:
-            httpx.post(f"{api}/events", json=[event]).raise_for_status()
+        while time.monotonic() < deadline and len(stack.slack.received) < 2:
+            httpx.post(f"{api}/events", json=[crashed, nothing]).raise_for_status()
             time.sleep(2)
-        assert stack.slack.received, "the crashed-run automation posted nothing"
-        message = stack.slack.received[0]
-        assert message["text"] == "Flow run tidy-<otter> crashed"
-        assert "tidy-&lt;otter&gt;" in message["blocks"][0]["text"]["text"]
-        assert any("[slack] Flow run tidy-<otter> crashed" in line for line in printed)
+        texts = [message["text"] for message in stack.slack.received]
+        assert "Flow run tidy-&lt;otter&gt; crashed" in texts  # Slack parses the fallback
+        assert any(text.startswith("Nothing to clean: no flow run in scope") for text in texts)
+        assert any("Flow run *tidy-<otter>* crashed" in line for line in printed)
+        assert any("Nothing to clean" in line for line in printed)
     finally:
         stack.stop()
     with pytest.raises(httpx.HTTPError):
