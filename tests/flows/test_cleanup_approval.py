@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import timedelta
 from uuid import UUID
 
 import pytest
-from cleanup_support import RunCleanup, events_of, names, surviving
+from cleanup_support import RunCleanup, events_of, names, paused_cleanups, surviving
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 from prefect.client.schemas.filters import (
     FlowFilter,
     FlowFilterName,
-    FlowRunFilter,
-    FlowRunFilterState,
-    FlowRunFilterStateType,
 )
-from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.sorting import FlowRunSort
 
 from flows.cleanup import CleanupReport, Outcome
@@ -37,22 +32,6 @@ OLD = timedelta(days=40)
 def path() -> str:
     """Approval does not depend on the deletion path; the API path is enough here."""
     return "api"
-
-
-async def paused_cleanups(api_url: str, count: int = 1, timeout: float = 60) -> list[UUID]:
-    """Wait until ``count`` cleanup runs are paused, waiting for their approval form."""
-    deadline = time.monotonic() + timeout
-    async with PrefectClient(api_url) as client:
-        while True:
-            runs = await client.read_flow_runs(
-                flow_filter=FlowFilter(name=FlowFilterName(any_=["database-cleanup"])),
-                flow_run_filter=FlowRunFilter(
-                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
-                ),
-            )
-            if len(runs) >= count or time.monotonic() > deadline:
-                return [run.id for run in runs]
-            await asyncio.sleep(0.3)
 
 
 async def answer(api_url: str, flow_run_id: UUID, **form: object) -> None:

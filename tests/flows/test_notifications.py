@@ -78,7 +78,8 @@ async def slack(api_url: str) -> AsyncIterator[SlackConsole]:
 
 async def _remove_automations(api_url: str) -> None:
     """So later tests' cleanups do not post to a stand-in that has gone."""
-    async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
+    transport = httpx.AsyncHTTPTransport(retries=3)  # a busy SQLite server may drop one
+    async with httpx.AsyncClient(base_url=api_url, timeout=30, transport=transport) as client:
         for automation in (await client.post("/automations/filter", json={})).json():
             if automation["name"] in NOTIFY:
                 await client.delete(f"/automations/{automation['id']}")
