@@ -22,6 +22,7 @@ from pathlib import Path
 from rich.console import Console
 
 from triggers import Mode, SpecError, SyncError, sync
+from triggers.render import preview
 from triggers.report import (
     outcome_json,
     print_outcome,
@@ -30,7 +31,6 @@ from triggers.report import (
     print_sync_error,
     problems_json,
 )
-from triggers.render import preview
 from triggers.schema import spec_schema_text
 
 EXIT_OK, EXIT_INVALID, EXIT_DRIFT, EXIT_CONFLICT, EXIT_SERVER = 0, 1, 2, 3, 4
