@@ -73,12 +73,12 @@ async def database_cleanup(config: RetentionConfig = DEFAULTS) -> CleanupReport:
                 report = await _cleanup(config, client, events, run.id)
         except Busy as busy:
             get_run_logger().warning("skipped: %s", busy)
-            events.emit(Step.SKIPPED, {"reason": str(busy)})
+            await events.emit(Step.SKIPPED, {"reason": str(busy)})
             report = CleanupReport(outcome=Outcome.SKIPPED)
         except DeletionFailed:
             raise  # already announced as janitor.deletion.failed
         except Exception as exc:
-            events.emit(Step.FAILED, {"error": f"{type(exc).__name__}: {exc}"})
+            await events.emit(Step.FAILED, {"error": f"{type(exc).__name__}: {exc}"})
             raise
     report.flow_run_id = run.id
     return report
@@ -107,9 +107,9 @@ async def _cleanup(
     payload = {**preview.model_dump(mode="json"), "dry_run": config.dry_run}
     if preview.nothing_to_do:
         logger.info("nothing to clean: no eligible runs ended before %s", preview.cutoff)
-        events.emit(Step.NOTHING_TO_DO, payload)
+        await events.emit(Step.NOTHING_TO_DO, payload)
         return CleanupReport(outcome=Outcome.NOTHING_TO_DO, preview=preview)
-    events.emit(Step.PREVIEWED, payload)
+    await events.emit(Step.PREVIEWED, payload)
     if config.dry_run:
         logger.info("dry run: would delete %d runs", preview.to_delete)
         return CleanupReport(outcome=Outcome.DRY_RUN, preview=preview)
@@ -137,22 +137,22 @@ async def _approval(
         verdict = Verdict(
             approved=True, via="none", approver="config", approved_count=preview.to_delete
         )
-        events.emit(Step.APPROVAL_GRANTED, {**verdict.model_dump(mode="json"), **facts})
+        await events.emit(Step.APPROVAL_GRANTED, {**verdict.model_dump(mode="json"), **facts})
         return verdict
     via = config.approval
     if via == "ai":
-        events.emit(Step.APPROVAL_REQUESTED, {"via": "ai", "model": config.ai.model, **facts})
+        await events.emit(Step.APPROVAL_REQUESTED, {"via": "ai", "model": config.ai.model, **facts})
         verdict, handover = await _ask_ai(config, markdown, preview.to_delete, client)
         if handover is None:
-            return _announce(verdict, events, facts)
+            return await _announce(verdict, events, facts)
         get_run_logger().info("the AI reviewer handed over (%s); asking a human", handover)
         facts = {**facts, "escalated": handover}
-    events.emit(
+    await events.emit(
         Step.APPROVAL_REQUESTED,
         {"via": "human", "timeout_seconds": config.approval_timeout_seconds, **facts},
     )
     verdict = await ask_human(markdown, config.approval_timeout_seconds, preview.to_delete)
-    return _announce(verdict, events, facts)
+    return await _announce(verdict, events, facts)
 
 
 def _facts(preview: Preview) -> dict[str, Any]:
@@ -173,7 +173,7 @@ def _facts(preview: Preview) -> dict[str, Any]:
     }
 
 
-def _announce(verdict: Verdict, events: StepEvents, facts: dict[str, Any]) -> Verdict:
+async def _announce(verdict: Verdict, events: StepEvents, facts: dict[str, Any]) -> Verdict:
     step = (
         Step.APPROVAL_GRANTED
         if verdict.approved
@@ -181,7 +181,7 @@ def _announce(verdict: Verdict, events: StepEvents, facts: dict[str, Any]) -> Ve
         if verdict.timed_out
         else Step.APPROVAL_REJECTED
     )
-    events.emit(step, {**verdict.model_dump(mode="json"), **facts})
+    await events.emit(step, {**verdict.model_dump(mode="json"), **facts})
     return verdict
 
 
@@ -225,7 +225,7 @@ async def _delete(
 ) -> Summary:
     logger = get_run_logger()
     before = await _size(database)
-    events.emit(
+    await events.emit(
         Step.DELETION_STARTED,
         {
             "approved": approved,
@@ -246,7 +246,7 @@ async def _delete(
         if not throttle.ready() and progress.deleted + progress.failed < approved:
             return
         logger.info("deleted %d of %d runs", progress.deleted, approved)
-        events.emit(Step.DELETION_PROGRESS, _progress_payload(progress))
+        await events.emit(Step.DELETION_PROGRESS, _progress_payload(progress))
         if artifact is not None:
             await aupdate_progress_artifact(artifact, round(progress.fraction * 100, 1))
 
@@ -261,7 +261,7 @@ async def _delete(
         )
     except DeletionFailed as failure:
         summary = Summary.of(failure.progress, bytes_before=before, error=str(failure))
-        events.emit(Step.DELETION_FAILED, summary)
+        await events.emit(Step.DELETION_FAILED, summary)
         await acreate_markdown_artifact(
             key="janitor-cleanup-summary", markdown=summary_markdown(summary)
         )
@@ -287,7 +287,7 @@ async def _delete(
         summary.duration_seconds,
         summary.runs_per_second,
     )
-    events.emit(Step.DELETION_COMPLETED, summary)
+    await events.emit(Step.DELETION_COMPLETED, summary)
     await acreate_markdown_artifact(
         key="janitor-cleanup-summary", markdown=summary_markdown(summary)
     )

@@ -8,6 +8,7 @@ Payloads are plain JSON holding what a message needs.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from enum import StrEnum
 from typing import Any
@@ -31,6 +32,10 @@ class Step(StrEnum):
     DELETION_PROGRESS = "janitor.deletion.progress"
     DELETION_COMPLETED = "janitor.deletion.completed"
     DELETION_FAILED = "janitor.deletion.failed"
+
+
+QUIET = {Step.PREVIEWED, Step.DELETION_PROGRESS}  # no Slack message: steps that only inform
+NOTIFY_GAP_SECONDS = 1.0
 
 
 def resource_id(flow_run_id: UUID | str) -> str:
@@ -66,14 +71,24 @@ class StepEvents:
                 }
             )
         self.emitted: list[Event] = []
+        self.gap = NOTIFY_GAP_SECONDS
+        self._last_notified = float("-inf")
 
-    def emit(self, step: Step, payload: BaseModel | dict[str, Any]) -> Event | None:
-        """Emit one step; it ``follows`` the previous one.
+    async def emit(self, step: Step, payload: BaseModel | dict[str, Any]) -> Event | None:
+        """Emit one step; it ``follows`` the previous one, and a notified step waits
+        until ``NOTIFY_GAP_SECONDS`` after the last notified one.
 
-        Prefect's triggers service handles events two at a time; ``follows``
-        makes it evaluate a step only after the step before it, so the
-        notifications of steps a few milliseconds apart start in order.
+        The OSS server runs actions two at a time, and in Prefect 3.8 every
+        call-webhook closes the connection pool it shares with the others, so
+        two Slack posts at once can break each other (``ReadError``) and arrive
+        in either order. A second between messages is nothing to a cleanup and
+        keeps them apart; ``follows`` orders the triggers' evaluation as well.
         """
+        if step not in QUIET:
+            wait = self._last_notified + self.gap - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._last_notified = time.monotonic()
         data = payload.model_dump(mode="json") if isinstance(payload, BaseModel) else payload
         event = emit_event(
             event=step.value,
