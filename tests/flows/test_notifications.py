@@ -2,8 +2,8 @@
 posting to a Slack stand-in while the real cleanup flow runs each path.
 
 Messages are put in the order of the events that made them (each message names its
-event in a block_id): Prefect's actions service posts two at a time, so two steps a few
-milliseconds apart may arrive in either order.
+event in a block_id). The cleanup spaces its notified steps so they also arrive in
+order, but under load the server may still reorder them; these tests do not rely on it.
 """
 
 from __future__ import annotations
