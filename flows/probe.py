@@ -11,6 +11,7 @@ runs never evaluate at once: a run that finds another one busy skips.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from contextlib import AsyncExitStack
@@ -25,6 +26,7 @@ from prefect.events import emit_event
 from prefect.logging import get_run_logger
 from pydantic import BaseModel, Field
 
+from flows.events import NOTIFY_GAP_SECONDS
 from flows.lock import Busy, exclusive
 from flows.reader import server_database
 from triggers.evaluate import Decision, evaluate
@@ -126,6 +128,9 @@ async def probe(
         measurement = measured[rule.measurement]
         decision = evaluate(rule, measurement.value, store.get(rule), now)
         if decision.emit is not None:
+            if report.fired or report.resolved:
+                # Each transition posts to Slack; keep the posts apart (see flows/events.py).
+                await asyncio.sleep(NOTIFY_GAP_SECONDS)
             _emit_transition(rule, decision, measurement, now, related)
             (report.fired if decision.emit == "firing" else report.resolved).append(rule.id)
             logger.info(

@@ -7,6 +7,7 @@ notifications are visible in the terminal instead of failing or going nowhere.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -57,6 +58,19 @@ def message_text(payload: Any) -> str:
     return "\n".join(line for block in blocks for line in _block_lines(block))
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A sender that hangs up early is not worth a traceback in the terminal.
+
+        Prefect 3.8's webhook calls can close each other's connections; the
+        server records those as failed actions, which is where they belong.
+        """
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class SlackConsole:
     """Receive webhook POSTs on 127.0.0.1 and hand each message to ``sink``."""
 
@@ -85,7 +99,7 @@ class SlackConsole:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server = _QuietServer(("127.0.0.1", port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property

@@ -48,6 +48,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from flows.events import NOTIFY_GAP_SECONDS, Step, StepEvents
 from flows.localserver import LocalServer
 from flows.slackconsole import SlackConsole
+from triggers.loader import load_bundle
 from triggers.sync import Mode, sync
 
 TARGET_SECONDS = 1.0
@@ -55,14 +56,6 @@ WAIT_SECONDS = 60.0  # for the last message of a run
 SETTLE_SECONDS = 2.0  # around a run: the automation events of its actions are processed
 FAILED = "prefect.automation.action.failed"
 AUTOMATIONS = Path(__file__).resolve().parent.parent / "automations"
-NOTIFY = {
-    "janitor-notify-approval-requested",
-    "janitor-notify-approval-answered",
-    "janitor-notify-deletion-started",
-    "janitor-notify-deletion-completed",
-    "janitor-notify-cleanup-failed",
-    "janitor-notify-cleanup-ended",
-}
 #: The cleanup's paths, each a run's step events in order; together every notified step.
 PATHS: tuple[tuple[Step, ...], ...] = (
     (
@@ -188,9 +181,8 @@ def measure(
 async def notifications(api_url: str, webhook: str) -> None:
     """The shipped cleanup-step automations, posting to ``webhook``, as sync applies them."""
     environ = {**os.environ, "SLACK_WEBHOOK_URL": webhook}
-    outcome = await sync(
-        AUTOMATIONS, api_url=api_url, mode=Mode.APPLY, only=NOTIFY, environ=environ
-    )
+    steps = load_bundle(AUTOMATIONS, environ=environ).tagged("cleanup-steps")
+    outcome = await sync(AUTOMATIONS, api_url=api_url, mode=Mode.APPLY, only=steps, environ=environ)
     if outcome.error is not None:
         raise RuntimeError(f"sync failed: {outcome.error}")
 
@@ -203,9 +195,10 @@ def bench(backend: str, args: argparse.Namespace, work: Path, into: list[tuple[s
         with LocalServer(work / backend, db.url) as server:
             say(f"{backend}: server at {server.api_url}; syncing the notification automations")
             asyncio.run(notifications(server.api_url, console.url))
-            runs = flow_runs(server.api_url, 1 + 2 * (plan(args.events)[-1][0] + 1))
             planned = [("cleanup", NOTIFY_GAP_SECONDS)]
             planned += [("spaced", args.gap), ("burst", 0.0)] if args.stress else []
+            per_run = plan(args.events)[-1][0] + 1
+            runs = flow_runs(server.api_url, 1 + len(planned) * per_run)
             with temporary_settings({PREFECT_API_URL: server.api_url}):
                 try:
                     warm = measure(server.api_url, console, runs, "warm-up", 1, 0.0)

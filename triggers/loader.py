@@ -50,6 +50,10 @@ class Bundle:
     def block(self, reference: str) -> Declared[BlockSpec] | None:
         return next((b for b in self.blocks if b.spec.reference == reference), None)
 
+    def tagged(self, tag: str) -> set[str]:
+        """Names of the automations carrying ``tag``, e.g. for ``sync(only=...)``."""
+        return {a.spec.name for a in self.automations if tag in a.spec.tags}
+
     def with_companions(self, only: set[str] | None) -> set[str] | None:
         """``--only NAME`` also covers the companion that resolves NAME's metric breaches."""
         if not only:

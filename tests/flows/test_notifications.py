@@ -35,19 +35,13 @@ from flows.deletion import DeletionFailed
 from flows.localserver import LocalServer
 from flows.seed import RunSpec, make_history
 from flows.slackconsole import SlackConsole
+from triggers.loader import load_bundle
 from triggers.sync import Mode, sync
 
 pytestmark = pytest.mark.anyio
 
 AUTOMATIONS = os.path.join(os.path.dirname(__file__), "..", "..", "automations")
-NOTIFY = {
-    "janitor-notify-approval-requested",
-    "janitor-notify-approval-answered",
-    "janitor-notify-deletion-started",
-    "janitor-notify-deletion-completed",
-    "janitor-notify-cleanup-failed",
-    "janitor-notify-cleanup-ended",
-}
+STEPS_TAG = "cleanup-steps"  # the shipped automations that post the cleanup's steps
 OLD = timedelta(days=40)
 QUIET_SECONDS = 2.0  # after the last expected message, how long nothing more may come
 
@@ -65,8 +59,9 @@ async def slack(api_url: str) -> AsyncIterator[SlackConsole]:
 
     console = SlackConsole(sink=lambda _line: None).start()
     environ = {**os.environ, "SLACK_WEBHOOK_URL": console.url}
+    steps = load_bundle(Path(AUTOMATIONS), environ=environ).tagged(STEPS_TAG)
     outcome = await sync(
-        Path(AUTOMATIONS), api_url=api_url, mode=Mode.APPLY, only=NOTIFY, environ=environ
+        Path(AUTOMATIONS), api_url=api_url, mode=Mode.APPLY, only=steps, environ=environ
     )
     assert outcome.error is None, outcome.error
     try:
@@ -81,7 +76,7 @@ async def _remove_automations(api_url: str) -> None:
     transport = httpx.AsyncHTTPTransport(retries=3)  # a busy SQLite server may drop one
     async with httpx.AsyncClient(base_url=api_url, timeout=30, transport=transport) as client:
         for automation in (await client.post("/automations/filter", json={})).json():
-            if automation["name"] in NOTIFY:
+            if STEPS_TAG in automation["tags"]:
                 await client.delete(f"/automations/{automation['id']}")
 
 

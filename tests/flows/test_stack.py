@@ -116,16 +116,33 @@ def test_stack_syncs_and_prints_slack_messages(
             },
             "payload": {"cutoff": "2026-10-23T14:00:00+00:00", "protected": 0},
         }
+        firing = {
+            **crashed,
+            "id": str(uuid.uuid4()),
+            "event": "janitor.metric.firing",
+            "resource": {"prefect.resource.id": "janitor.metric.old-finished-runs"},
+            "payload": {
+                "metric": "flow_runs.count",
+                "operator": ">",
+                "value_text": "52,000",
+                "threshold_text": "10,000",
+                "since": "2026-11-22T08:50:00+00:00",
+                "condition": "flow_runs.count > 10,000",
+                "rule": "old-finished-runs",
+            },
+        }
         # Automations reach the triggers service a moment after they are created.
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and len(stack.slack.received) < 2:
-            httpx.post(f"{api}/events", json=[crashed, nothing]).raise_for_status()
+        while time.monotonic() < deadline and len(stack.slack.received) < 3:
+            httpx.post(f"{api}/events", json=[crashed, nothing, firing]).raise_for_status()
             time.sleep(2)
         texts = [message["text"] for message in stack.slack.received]
         assert "Flow run tidy-&lt;otter&gt; crashed" in texts  # Slack parses the fallback
         assert any(text.startswith("Nothing to clean: no flow run in scope") for text in texts)
         assert any("Flow run *tidy-<otter>* crashed" in line for line in printed)
         assert any("Nothing to clean" in line for line in printed)
+        assert any("flow_runs.count is 52,000 (&gt; 10,000)" in text for text in texts)
+        assert any("== :rotating_light: Metric over its threshold" in line for line in printed)
     finally:
         stack.stop()
     with pytest.raises(httpx.HTTPError):
