@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, cast
 
 import httpx
 
-from flows.localserver import stop_group
+from flows.localserver import log_tail, stop_group
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -101,7 +101,8 @@ class Served:
             while time.monotonic() < deadline:
                 if self._process is not None and self._process.poll() is not None:
                     raise ServeFailed(
-                        f"serving exited with {self._process.returncode}:\n{self._tail()}"
+                        f"serving exited with {self._process.returncode}:\n"
+                        + log_tail(self.log_path)
                     )
                 found = [
                     client.get(f"/deployments/name/{name}").status_code for name in (CLEANUP, PROBE)
@@ -110,7 +111,9 @@ class Served:
                     return self
                 time.sleep(0.5)
         self.stop()
-        raise ServeFailed(f"the deployments did not appear in {timeout}s:\n{self._tail()}")
+        raise ServeFailed(
+            f"the deployments did not appear in {timeout}s:\n{log_tail(self.log_path)}"
+        )
 
     def run_now(self, name: str) -> str:
         """Start one run of a served deployment now (the probe at start-up); its id."""
@@ -122,12 +125,6 @@ class Served:
             )
             created.raise_for_status()
             return str(created.json()["id"])
-
-    def _tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
 
     def stop(self, timeout: float = 20.0) -> None:
         process, self._process = self._process, None

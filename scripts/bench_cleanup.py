@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import os
 import sqlite3
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -35,9 +34,12 @@ from typing import Any
 
 from benchkit import (
     Db,
+    backends,
+    commit,
     create,
     drop,
     drop_all,
+    load,
     pg,
     reachable,
     result_line,
@@ -336,22 +338,9 @@ def parse_args() -> argparse.Namespace:
     if args.quick:
         args.sizes, args.slow_runs, args.api_runs = "2000,10000", 100, 1000
     args.sizes = [int(size) for size in str(args.sizes).split(",")]
-    args.backends = str(args.backends).split(",")
+    args.backends = backends(parser, args.backends)
     args.methods = [method for method in str(args.methods).split(",") if method in LABELS]
     return args
-
-
-def commit() -> str:
-    """The last commit of the code measured (flows/), and whether it has been edited since."""
-    git = ["git", "-C", str(Path(__file__).resolve().parent.parent)]
-    last = [*git, "log", "-1", "--format=%h %s", "--", "flows"]
-    head = subprocess.run(last, capture_output=True, text=True).stdout.strip()[:60]
-    changed = subprocess.run([*git, "status", "--porcelain", "flows"], capture_output=True)
-    return head + (", with uncommitted changes" if changed.stdout else "")
-
-
-def load() -> str:
-    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def main() -> None:

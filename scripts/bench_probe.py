@@ -28,7 +28,17 @@ import httpx
 
 # Only what the probe imports itself: the measured subprocess runs this module, and a
 # module imported here (prefect.server by flows.seed_bulk, say) would not be timed there.
-from benchkit import POSTGRES, STARTED, create, drop, reachable, result_line, run_measured, say
+from benchkit import (
+    POSTGRES,
+    STARTED,
+    backends,
+    create,
+    drop,
+    reachable,
+    result_line,
+    run_measured,
+    say,
+)
 
 from flows.localserver import LocalServer
 from triggers.automation import OWNER_TAG
@@ -184,9 +194,7 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.quick:
         args.runs, args.repeat = 5000, 1
-    args.backends = str(args.backends).split(",")
-    if unknown := set(args.backends) - {"sqlite", "postgres"}:
-        parser.error(f"unknown backends: {', '.join(sorted(unknown))}")
+    args.backends = backends(parser, args.backends)
     return args
 
 

@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +39,18 @@ from typing import Any
 from uuid import UUID
 
 import httpx
-from benchkit import POSTGRES, STARTED, create, drop, drop_all, reachable, say
+from benchkit import (
+    POSTGRES,
+    STARTED,
+    backends,
+    commit,
+    create,
+    drop,
+    drop_all,
+    load,
+    reachable,
+    say,
+)
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.events.worker import EventsWorker
 from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -249,17 +259,12 @@ def markdown(results: list[tuple[str, Run]], gap: float) -> str:
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
 
-def load() -> str:
-    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
-
-
 def facts(load_at_start: str) -> str:
     import prefect
 
-    git = ["git", "-C", str(AUTOMATIONS.parent), "log", "-1", "--format=%h"]
-    commit = subprocess.run(git, capture_output=True, text=True, check=False).stdout.strip()
     return (
-        f"command: python {' '.join(sys.argv)}; at commit {commit}; prefect {prefect.__version__},"
+        f"command: python {' '.join(sys.argv)}; at commit {commit('.')}; "
+        f"prefect {prefect.__version__},"
         f" Python {platform.python_version()}, {platform.system()} {platform.release()}, "
         f"{os.cpu_count()} cores; load average (1, 5, 15 min) {load_at_start} at the start, "
         f"{load()} at the end; wall time {time.monotonic() - STARTED:.0f} s"
@@ -276,9 +281,7 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.quick:
         args.events, args.stress = 20, False
-    args.backends = str(args.backends).split(",")
-    if unknown := set(args.backends) - {"sqlite", "postgres"}:
-        parser.error(f"unknown backends: {', '.join(sorted(unknown))}")
+    args.backends = backends(parser, args.backends)
     return args
 
 

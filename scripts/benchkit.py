@@ -7,6 +7,7 @@ databases); the subprocess prints one ``RESULT <json>`` line.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -127,3 +128,25 @@ def drop_all() -> None:
     for db in list(CREATED):
         with contextlib.suppress(Exception):
             drop(db)
+
+
+def load() -> str:
+    """The machine's load average (1, 5, 15 min), printed with every table."""
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def commit(folder: str = "flows") -> str:
+    """The last commit of the code measured, and whether it has been edited since."""
+    git = ["git", "-C", str(Path(__file__).resolve().parent.parent)]
+    last = [*git, "log", "-1", "--format=%h %s", "--", folder]
+    head = subprocess.run(last, capture_output=True, text=True).stdout.strip()[:60]
+    changed = subprocess.run([*git, "status", "--porcelain", folder], capture_output=True)
+    return head + (", with uncommitted changes" if changed.stdout else "")
+
+
+def backends(parser: argparse.ArgumentParser, value: str) -> list[str]:
+    """``--backends sqlite,postgres`` as a list; an unknown name is a usage error."""
+    chosen = str(value).split(",")
+    if unknown := set(chosen) - {"sqlite", "postgres"}:
+        parser.error(f"unknown backends: {', '.join(sorted(unknown))}")
+    return chosen

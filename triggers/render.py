@@ -21,6 +21,7 @@ from triggers import blockkit
 from triggers import template as templates
 from triggers.action import CallWebhookSpec, SendNotificationSpec
 from triggers.automation import AutomationSpec
+from triggers.checks import display
 from triggers.errors import Location, Problem
 from triggers.metric import FIRING, MetricTriggerSpec, resource_id
 from triggers.source import Document
@@ -86,18 +87,11 @@ class _Source:
         if self.ref is None or self.root is None:
             return self.used_at
         name, origin = self.ref.origin(line)
-        shown = _display(self.root / name, self.display_root)
+        shown = display(self.root / name, self.display_root)
         return Location(shown, origin if line else 0)
 
     def suffix(self) -> str:
         return f" (used at {self.used_at})" if self.ref else ""
-
-
-def _display(file: Path, display_root: Path | None) -> Path:
-    try:
-        return file.resolve().relative_to((display_root or Path.cwd()).resolve())
-    except ValueError:
-        return file
 
 
 def _check_one(

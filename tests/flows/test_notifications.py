@@ -43,6 +43,11 @@ pytestmark = pytest.mark.anyio
 AUTOMATIONS = os.path.join(os.path.dirname(__file__), "..", "..", "automations")
 STEPS_TAG = "cleanup-steps"  # the shipped automations that post the cleanup's steps
 OLD = timedelta(days=40)
+DELETION_STEPS = [
+    "janitor.approval.granted",
+    "janitor.deletion.started",
+    "janitor.deletion.completed",
+]
 QUIET_SECONDS = 2.0  # after the last expected message, how long nothing more may come
 
 
@@ -165,12 +170,7 @@ async def test_a_person_approves(
 
     assert report.outcome is Outcome.DELETED
     found = await messages(slack, server.api_url, paused, 4)
-    assert steps(found) == [
-        "janitor.approval.requested",
-        "janitor.approval.granted",
-        "janitor.deletion.started",
-        "janitor.deletion.completed",
-    ]
+    assert steps(found) == ["janitor.approval.requested", *DELETION_STEPS]
     granted = text_of(found[1][1])
     assert "Approved* by alice" in granted
     assert "old &amp; &lt;b&gt;done&lt;/b&gt;" in granted  # escaped, never markup
@@ -250,12 +250,7 @@ async def test_the_ai_approves(
     assert report.outcome is Outcome.DELETED
     assert report.flow_run_id is not None
     found = await messages(slack, server.api_url, report.flow_run_id, 4)
-    assert steps(found) == [
-        "janitor.approval.requested",
-        "janitor.approval.granted",
-        "janitor.deletion.started",
-        "janitor.deletion.completed",
-    ]
+    assert steps(found) == ["janitor.approval.requested", *DELETION_STEPS]
     assert "AI reviewer" in text_of(found[0][1])
     assert "janitor-approve" not in buttons(found[0][1])  # nobody is asked to click
     granted = text_of(found[1][1])
@@ -285,9 +280,7 @@ async def test_an_unsure_ai_hands_over_to_a_person(
     assert steps(found) == [
         "janitor.approval.requested",
         "janitor.approval.requested",
-        "janitor.approval.granted",
-        "janitor.deletion.started",
-        "janitor.deletion.completed",
+        *DELETION_STEPS,
     ]
     handover = text_of(found[1][1])
     assert "it would approve with confidence 55%, below the 80%" in handover

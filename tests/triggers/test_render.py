@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from support import problems_for
 
 from triggers.action import CallWebhookSpec
@@ -109,26 +110,33 @@ def test_a_missing_import_names_the_line_that_asks_for_it(automations_dir: Path)
     assert "line 2 imports templates/_macros.j2" in problem
 
 
-def test_unescaped_user_text_fails_the_load(automations_dir: Path) -> None:
-    message = '{"text": "x", "blocks": [{"type": "section", "text": {"type": "mrkdwn", '
-    message += '"text": {{ event.resource.name | tojson }}}}]}'
+@pytest.mark.parametrize(
+    ("block", "expected"),
+    [
+        (
+            '{"type": "section", "text": {"type": "mrkdwn", "text": NAME}}',
+            ["event text reaches Slack unescaped in blocks[0].text.text", "esc() or clip()"],
+        ),
+        (
+            '{"type": "header", "text": {"type": "plain_text", "text": NAME}}',
+            [
+                "Slack would refuse the message",
+                "blocks[0].text.text: 6,000 characters, Slack's limit is 150",
+            ],
+        ),
+    ],
+)
+def test_a_message_slack_would_refuse_or_that_leaks_fails_the_load(
+    automations_dir: Path, block: str, expected: list[str]
+) -> None:
+    name = "{{ event.resource.name | tojson }}"
+    message = '{"text": "x", "blocks": [' + block.replace("NAME", name) + "]}"
     (problem,) = problems_for(
         automations_dir,
         {"templates/message.json.j2": message, "a.yaml": SPEC, "b.yaml": BLOCK},
     )
-    assert "event text reaches Slack unescaped in blocks[0].text.text" in problem
-    assert "esc() or clip()" in problem
-
-
-def test_text_slack_would_refuse_fails_the_load(automations_dir: Path) -> None:
-    message = '{"text": "x", "blocks": [{"type": "header", "text": {"type": "plain_text", '
-    message += '"text": {{ event.resource.name | tojson }}}}]}'
-    (problem,) = problems_for(
-        automations_dir,
-        {"templates/message.json.j2": message, "a.yaml": SPEC, "b.yaml": BLOCK},
-    )
-    assert "Slack would refuse the message" in problem
-    assert "blocks[0].text.text: 6,000 characters, Slack's limit is 150" in problem
+    for part in expected:
+        assert part in problem
 
 
 def render(*args: str) -> subprocess.CompletedProcess[str]:
