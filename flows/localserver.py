@@ -59,6 +59,19 @@ def stop_group(
         process.wait(timeout)
 
 
+def request(
+    client: httpx.Client, method: str, path: str, json: object = None, attempts: int = 8
+) -> httpx.Response:
+    """One API call that waits out a busy server: SQLite-backed Prefect answers 503
+    while its own services write. The last answer is returned, whatever its status."""
+    for attempt in range(attempts):
+        response = client.request(method, path, json=json)
+        if response.status_code not in (429, 503):
+            break
+        time.sleep(min(0.25 * 2**attempt, 5.0))
+    return response
+
+
 class ServerFailedToStart(RuntimeError):
     """The server exited or did not answer in time; the message holds its log tail."""
 
@@ -90,6 +103,11 @@ class LocalServer:
     @property
     def ui_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id, which is also its process group's (None when stopped)."""
+        return self._process.pid if self._process is not None else None
 
     def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}

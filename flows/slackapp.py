@@ -24,9 +24,6 @@ from uuid import UUID
 
 import httpx
 from prefect.client.orchestration import PrefectClient
-from prefect.client.schemas.objects import StateType
-from prefect.client.schemas.responses import SetStateStatus
-from prefect.exceptions import ObjectNotFound
 from prefect.logging import get_logger
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from starlette.applications import Starlette
@@ -35,11 +32,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from flows.approval import ApprovalForm
+from flows.approval import AnswerRefused, ApprovalForm, answer
 from flows.slacksign import SignatureError, Verifier
 from triggers.errors import JanitorError
 
-CLEANUP_FLOW = "database-cleanup"
 APPROVAL_BLOCK = "janitor-approval"
 APPROVE, REJECT, OPEN = "janitor-approve", "janitor-reject", "janitor-open"
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
@@ -269,26 +265,16 @@ class Approvals:
             raise Refused(503, "the Prefect server failed or is unreachable; retry") from None
 
     async def _resume_with(self, client: PrefectClient, click: Click) -> None:
-        try:
-            run = await client.read_flow_run(click.run_id)
-            flow = await client.read_flow(run.flow_id)
-        except ObjectNotFound:
-            raise Refused(400, f"flow run {click.run_id} does not exist") from None
-        if flow.name != CLEANUP_FLOW:
-            raise Refused(403, f"flow run {run.id} belongs to {flow.name!r}, not {CLEANUP_FLOW}")
-        if run.state is None or run.state.type != StateType.PAUSED:
-            state = run.state.name if run.state else "no state"
-            raise Refused(400, f"flow run {run.id} is not paused ({state}); nothing to decide")
         verb = "approved" if click.approve else "rejected"
         form = ApprovalForm(
             approve=click.approve,
             notes=f"{verb} in Slack by {click.username}",
             approver=f"{click.username} (Slack {click.user_id})",
         )
-        result = await client.resume_flow_run(run.id, run_input=form.model_dump(mode="json"))
-        if result.status != SetStateStatus.ACCEPT:
-            why = getattr(result.details, "reason", None) or result.status.value
-            raise Refused(400, f"Prefect did not resume flow run {run.id}: {why}")
+        try:
+            await answer(client, click.run_id, form)
+        except AnswerRefused as refused:
+            raise Refused(403 if refused.forbidden else 400, refused.reason) from None
 
     def _client(self) -> PrefectClient:
         key, auth = self.settings.api_key, self.settings.api_auth_string

@@ -78,6 +78,7 @@ class SlackConsole:
         self.sink = sink
         self.received: list[Any] = []
         self.arrived: list[float] = []  # time.monotonic() of each message, for latency figures
+        self.arrived_at: list[float] = []  # time.time() of each, to compare with event times
         console = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -88,6 +89,7 @@ class SlackConsole:
                 except ValueError:
                     payload = body.decode(errors="replace")
                 console.arrived.append(time.monotonic())
+                console.arrived_at.append(time.time())
                 console.received.append(payload)
                 text = message_text(payload).replace("\n", "\n        ")
                 console.sink(f"[slack] {text}")

@@ -3,23 +3,32 @@
 Everything lives in a project-local folder (``.janitor/``) and binds to
 127.0.0.1 only. The cleanup and metric-probe deployments are served from one
 process beside the server, before sync, so the automations can name them.
+Starting again reuses what is there: the same database, the same
+deployments, and sync finds the automations unchanged (``flows.stackfolder``
+keeps one stack per folder and stops what a killed one left running).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from flows.localserver import LocalServer, sqlite_url
-from flows.serve import CLEANUP, PROBE, Served
+from flows.serve import CLEANUP, PROBE, Served, drop_missed_runs
 from flows.slackconsole import SlackConsole
+from flows.stackfolder import StackFolder, check_port
 from triggers.plan import Plan
 from triggers.sync import Mode, Outcome, sync
 
 ROOT = Path(__file__).resolve().parent.parent
+WATCH_SECONDS = 2.0
 
 
 @dataclass
@@ -29,27 +38,43 @@ class Stack:
     home: Path
     port: int = 4200
     say: Callable[[str], None] = print
+    demo: bool = False
     server: LocalServer | None = None
     slack: SlackConsole | None = None
     served: Served | None = None
     environ: dict[str, str] = field(default_factory=dict)
+    _folder: StackFolder | None = None
+    _watch: ApprovalWatch | None = None
 
     def start(
         self,
         automations: Path = ROOT / "automations",
         on_plan: Callable[[Plan], None] | None = None,
     ) -> Outcome:
-        self.home.mkdir(parents=True, exist_ok=True)
+        self._folder = folder = StackFolder(self.home)
+        folder.lock()
+        folder.stop_leftovers(self.say)
+        check_port(self.port)
+        if self.demo:
+            folder.reset()
         self.environ = dict(os.environ)
+        if self.demo:
+            from flows.demo import ENVIRONMENT
+
+            self.environ.update(ENVIRONMENT)
         if not self.environ.get("SLACK_WEBHOOK_URL"):
-            self.slack = SlackConsole(self.say).start()
+            self.slack = _slack_console(self.say, self.port + 1).start()
             self.environ["SLACK_WEBHOOK_URL"] = self.slack.url
             self.say(f"SLACK_WEBHOOK_URL is not set: Slack messages print here ({self.slack.url})")
         self.server = LocalServer(
             self.home / "server", sqlite_url(self.home / "prefect.db"), port=self.port, ui=True
         )
         self.say(f"starting Prefect server on {self.server.ui_url} (log: {self.server.log_path})")
-        self.server.start().wait()
+        self.server.start()
+        self._remember()
+        self.server.wait()
+        if self.demo:
+            self._seed_demo()
         self.say(f"serving the deployments {CLEANUP} and {PROBE} (log: {self.home / 'serve.log'})")
         self.served = Served(
             self.server.api_url,
@@ -61,7 +86,12 @@ class Stack:
                 "PREFECT_HOME": str(self.home / "worker"),
             },
         )
-        self.served.start().wait()
+        dropped = drop_missed_runs(self.server.api_url, PROBE)
+        if dropped:
+            self.say(f"dropped {dropped} probe runs missed while the stack was down")
+        self.served.start()
+        self._remember()
+        self.served.wait()
         outcome = asyncio.run(
             sync(
                 automations,
@@ -75,12 +105,106 @@ class Stack:
             # Measure once now rather than at the scheduler's next tick, so the
             # rules just published are evaluated (and their metrics shown) at once.
             self.served.run_now(PROBE)
+            self._watch = ApprovalWatch(self.server.api_url, self.server.ui_url, self.say).start()
         return outcome
 
-    def stop(self) -> None:
+    def _seed_demo(self) -> None:
+        from flows.demo import FLOW, seed_demo
+
+        assert self.server is not None
+        self.say(f"demo: seeding old history (flow {FLOW})...")
+        seeded = asyncio.run(seed_demo(self.server.api_url, self.server.database_url))
+        self.say(
+            f"demo: {seeded.old:,} finished runs that ended 40-50 days ago ({seeded.logs:,} log "
+            f"lines), {seeded.protected} as old but tagged 'keep', {seeded.recent} recent. "
+            "Within a minute the probe finds more than JANITOR_OLD_RUNS_LIMIT="
+            f"{self.environ['JANITOR_OLD_RUNS_LIMIT']} old runs and JANITOR_LOG_ROWS_LIMIT="
+            f"{self.environ['JANITOR_LOG_ROWS_LIMIT']} log rows, "
+            "janitor-cleanup-when-old-runs-pile-up starts the cleanup, and it asks you here."
+        )
+
+    def _remember(self) -> None:
+        assert self._folder is not None
+        self._folder.remember(p.pid for p in (self.server, self.served) if p is not None and p.pid)
+
+    def stop(self) -> bool:
+        """Stop what was started, newest first; whether anything was."""
+        started = any(p is not None for p in (self.server, self.served, self.slack))
+        if started:
+            self.say("stopping...")
+        if self._watch is not None:
+            self._watch.stop()
         if self.served is not None:
             self.served.stop()
         if self.server is not None:
             self.server.stop()
         if self.slack is not None:
             self.slack.stop()
+        if self._folder is not None:
+            self._folder.release()
+        return started
+
+
+class ApprovalWatch:
+    """Prints, once per cleanup, how to answer it when it starts waiting for approval.
+
+    The Slack message (printed above it when Slack is local) says what would be
+    deleted; this says where to answer, for a person at the terminal.
+    """
+
+    def __init__(self, api_url: str, ui_url: str, say: Callable[[str], None]) -> None:
+        self.api_url = api_url
+        self.ui_url = ui_url
+        self.say = say
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="approval-watch", daemon=True)
+
+    def start(self) -> ApprovalWatch:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        asyncio.run(self._loop())
+
+    async def _loop(self) -> None:
+        from prefect.client.orchestration import PrefectClient
+
+        from flows.approval import waiting
+
+        seen: set[str] = set()
+        python = os.path.relpath(sys.executable, ROOT) if _inside(sys.executable) else "python"
+        async with PrefectClient(self.api_url) as client:
+            while not self._stopping.is_set():
+                try:
+                    runs = await waiting(client)
+                except httpx.HTTPError:
+                    runs = []  # the server is stopping, or busy: look again shortly
+                for run in runs:
+                    if str(run.id) in seen:
+                        continue
+                    seen.add(str(run.id))
+                    self.say(
+                        f">> cleanup {run.name} is waiting for your approval.\n"
+                        f"   In the Prefect UI: {self.ui_url}/runs/flow-run/{run.id} "
+                        "(Resume, tick approve)\n"
+                        f"   Or here: PREFECT_API_URL={self.api_url} {python} "
+                        f"scripts/approve.py {run.id}   (add --reject to refuse)"
+                    )
+                await asyncio.to_thread(self._stopping.wait, WATCH_SECONDS)
+
+
+def _inside(path: str) -> bool:
+    return Path(path).absolute().is_relative_to(ROOT)
+
+
+def _slack_console(say: Callable[[str], None], port: int) -> SlackConsole:
+    """The printer on the same port each start when it is free, so the webhook block
+    sync stored last time still points at it and the re-sync writes nothing."""
+    try:
+        return SlackConsole(say, port=port)
+    except OSError:
+        return SlackConsole(say)

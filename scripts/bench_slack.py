@@ -25,9 +25,6 @@ import asyncio
 import itertools
 import json
 import os
-import platform
-import statistics
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -41,15 +38,15 @@ from uuid import UUID
 import httpx
 from benchkit import (
     POSTGRES,
-    STARTED,
     backends,
-    commit,
     create,
     drop,
     drop_all,
+    facts,
     load,
     reachable,
     say,
+    stats,
 )
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.events.worker import EventsWorker
@@ -227,14 +224,6 @@ def bench(backend: str, args: argparse.Namespace, work: Path, into: list[tuple[s
 # -- the report ---------------------------------------------------------------------------
 
 
-def stats(latencies: list[float]) -> list[float]:
-    """p50, p95, max; empty when nothing arrived."""
-    if len(latencies) < 2:
-        return latencies * 3
-    p95 = statistics.quantiles(latencies, n=20, method="inclusive")[18]
-    return [statistics.median(latencies), p95, max(latencies)]
-
-
 def describe(run: Run) -> str:
     figures = "p50 {:.2f} s, p95 {:.2f} s, max {:.2f} s".format(*stats(run.latencies) or [0] * 3)
     return figures + (f"; missing: {', '.join(run.missing)}" if run.missing else "")
@@ -257,18 +246,6 @@ def markdown(results: list[tuple[str, Run]], gap: float) -> str:
         failed = str(sum(run.failed.values()))
         rows.append([backend, emits, *counts, f"{run.per_second:.1f}", failed, verdict])
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
-
-
-def facts(load_at_start: str) -> str:
-    import prefect
-
-    return (
-        f"command: python {' '.join(sys.argv)}; at commit {commit('.')}; "
-        f"prefect {prefect.__version__},"
-        f" Python {platform.python_version()}, {platform.system()} {platform.release()}, "
-        f"{os.cpu_count()} cores; load average (1, 5, 15 min) {load_at_start} at the start, "
-        f"{load()} at the end; wall time {time.monotonic() - STARTED:.0f} s"
-    )
 
 
 def parse_args() -> argparse.Namespace:

@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import json
 import os
+import platform
 import sqlite3
+import statistics
 import subprocess
 import sys
 import time
@@ -142,6 +144,27 @@ def commit(folder: str = "flows") -> str:
     head = subprocess.run(last, capture_output=True, text=True).stdout.strip()[:60]
     changed = subprocess.run([*git, "status", "--porcelain", folder], capture_output=True)
     return head + (", with uncommitted changes" if changed.stdout else "")
+
+
+def stats(values: list[float]) -> list[float]:
+    """p50, p95 and max; the one value three times when there is one, empty for none."""
+    if len(values) < 2:
+        return values * 3
+    p95 = statistics.quantiles(values, n=20, method="inclusive")[18]
+    return [statistics.median(values), p95, max(values)]
+
+
+def facts(load_at_start: str) -> str:
+    """What a table was measured on: command, commit, versions, machine, load, wall time."""
+    import prefect
+
+    return (
+        f"command: python {' '.join(sys.argv)}; at commit {commit('.')}; "
+        f"prefect {prefect.__version__},"
+        f" Python {platform.python_version()}, {platform.system()} {platform.release()}, "
+        f"{os.cpu_count()} cores; load average (1, 5, 15 min) {load_at_start} at the start, "
+        f"{load()} at the end; wall time {time.monotonic() - STARTED:.0f} s"
+    )
 
 
 def backends(parser: argparse.ArgumentParser, value: str) -> list[str]:

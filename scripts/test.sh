@@ -10,4 +10,6 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
-.venv/bin/python -m pytest "$@"
+# Two workers: most tests wait on Prefect servers and their subprocesses, so two
+# of them share two cores well. Each worker starts its own servers.
+.venv/bin/python -m pytest -n "${JANITOR_TEST_WORKERS:-2}" "$@"

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,13 +13,12 @@ os.environ["PREFECT_HOME"] = _CLIENT_HOME
 for _key in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE"):
     os.environ.pop(_key, None)
 
-import asyncpg  # type: ignore[import-untyped]  # noqa: E402
 import httpx  # noqa: E402
 import pytest  # noqa: E402
+from support import fresh_server  # noqa: E402
 
-from flows.localserver import LocalServer, sqlite_url  # noqa: E402
-
-POSTGRES_DSN = os.environ.get("JANITOR_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+from flows import localserver  # noqa: E402
+from flows.localserver import LocalServer  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -31,49 +28,14 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="session")
 def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
-    home = tmp_path_factory.mktemp("prefect-sqlite")
-    with LocalServer(home, sqlite_url(home / "prefect.db")) as server:
+    with fresh_server("sqlite", tmp_path_factory.mktemp("prefect-sqlite")) as server:
         yield server
-
-
-async def _postgres_admin() -> asyncpg.Connection:
-    return await asyncpg.connect(f"{POSTGRES_DSN}/postgres", timeout=3)
 
 
 @pytest.fixture(scope="session")
 def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
-    import asyncio
-
-    name = f"janitor_test_{uuid.uuid4().hex[:10]}"
-
-    async def create() -> str | None:
-        try:
-            conn = await _postgres_admin()
-        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-            return f"{type(exc).__name__}: {exc}"
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-        return None
-
-    async def drop() -> None:
-        conn = await _postgres_admin()
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    failure = asyncio.run(create())
-    if failure is not None:
-        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_DSN} ({failure})")
-    home = tmp_path_factory.mktemp("prefect-postgres")
-    url = POSTGRES_DSN.replace("postgresql://", "postgresql+asyncpg://", 1) + f"/{name}"
-    try:
-        with LocalServer(home, url) as server:
-            yield server
-    finally:
-        asyncio.run(drop())
+    with fresh_server("postgres", tmp_path_factory.mktemp("prefect-postgres")) as server:
+        yield server
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -114,12 +76,7 @@ def _clean(api_url: str) -> None:
 
 
 def _call(client: httpx.Client, method: str, path: str, body: object = None) -> httpx.Response:
-    """A SQLite-backed server answers 503 while its services write; wait and retry."""
-    for attempt in range(8):
-        response = client.request(method, path, json=body)
-        if response.status_code not in (429, 503):
-            break
-        time.sleep(0.25 * 2**attempt)
+    response = localserver.request(client, method, path, body)
     if response.status_code != 404:  # already gone is fine
         response.raise_for_status()
     return response

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import textwrap
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import httpx
 import pytest
+
+from flows.localserver import LocalServer, sqlite_url
+
+POSTGRES_DSN = os.environ.get("JANITOR_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 
 
 def simple(name: str, threshold: int = 1) -> str:
@@ -87,3 +95,48 @@ def metric_filter(resource_id: str, *names: str) -> dict[str, Any]:
         "event": {"name": [f"janitor.metric.{name}" for name in names]},
         "resource": {"id": [resource_id]},
     }
+
+
+async def _postgres_admin() -> asyncpg.Connection:
+    return await asyncpg.connect(f"{POSTGRES_DSN}/postgres", timeout=3)
+
+
+async def _create_database(name: str) -> str | None:
+    """Create database ``name``; why not, when PostgreSQL cannot be reached."""
+    try:
+        conn = await _postgres_admin()
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return None
+
+
+async def _drop_database(name: str) -> None:
+    conn = await _postgres_admin()
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@contextlib.contextmanager
+def fresh_server(backend: str, home: Path) -> Iterator[LocalServer]:
+    """A new server on an empty database of ``backend``, stopped (and the database
+    dropped) afterwards; skips the test where PostgreSQL is not reachable."""
+    if backend == "sqlite":
+        with LocalServer(home, sqlite_url(home / "prefect.db")) as server:
+            yield server
+        return
+    name = f"janitor_test_{uuid.uuid4().hex[:10]}"
+    failure = asyncio.run(_create_database(name))
+    if failure is not None:
+        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_DSN} ({failure})")
+    url = POSTGRES_DSN.replace("postgresql://", "postgresql+asyncpg://", 1) + f"/{name}"
+    try:
+        with LocalServer(home, url) as server:
+            yield server
+    finally:
+        asyncio.run(_drop_database(name))

@@ -29,6 +29,7 @@ class Resolver(Protocol):
     def automation(self, name: str, where: tuple[str | int, ...]) -> UUID: ...
     def work_pool(self, name: str, where: tuple[str | int, ...]) -> UUID: ...
     def work_queue(self, name: str, where: tuple[str | int, ...]) -> UUID: ...
+    def parameters(self, deployment: str, parameters: dict[str, Any], where: Where) -> None: ...
 
 
 Where = tuple[str | int, ...]
@@ -164,9 +165,12 @@ class RunDeploymentSpec(_DeploymentTarget):
     )
 
     def compile(self, resolver: Resolver, where: Where) -> prefect_actions.Action:
+        deployment_id = self._resolved(resolver, where)
+        if self.deployment is not None and self.parameters:
+            resolver.parameters(self.deployment, self.parameters, where)
         return prefect_actions.RunDeployment(
             source=self.source,
-            deployment_id=self._resolved(resolver, where),
+            deployment_id=deployment_id,
             parameters=self.parameters,
             job_variables=self.job_variables,
             schedule_after=self.schedule_after,

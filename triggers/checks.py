@@ -55,6 +55,9 @@ class _StandIn:
     def work_queue(self, name: str, where: PathKey) -> UUID:
         return self._any("work_queue", name)
 
+    def parameters(self, deployment: str, parameters: dict[str, Any], where: PathKey) -> None:
+        """Checked against the deployment's schema once the server is asked."""
+
 
 def compile_offline(
     spec: AutomationSpec, document: Document, problems: list[Problem]

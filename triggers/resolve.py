@@ -41,6 +41,8 @@ class ServerState:
 
     automations: list[dict[str, Any]] = field(default_factory=list)
     deployments: dict[str, UUID] = field(default_factory=dict)
+    parameter_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Each referenced deployment's parameter schema, by flow-name/deployment-name."""
     blocks: dict[str, ServerBlock] = field(default_factory=dict)
     work_pools: dict[str, UUID] = field(default_factory=dict)
     work_queues: dict[str, UUID] = field(default_factory=dict)
@@ -92,7 +94,7 @@ async def fetch_state(api: Api, bundle: Bundle, only: set[str] | None = None) ->
         },
     )
     if wanted.get("deployment"):
-        state.deployments = await _deployments(api, wanted["deployment"])
+        state.deployments, state.parameter_schemas = await _deployments(api, wanted["deployment"])
     if wanted.get("block") or bundle.blocks:
         state.blocks = await _blocks(
             api, wanted.get("block", set()) | {b.spec.reference for b in bundle.blocks}
@@ -115,7 +117,9 @@ async def fetch_state(api: Api, bundle: Bundle, only: set[str] | None = None) ->
     return state
 
 
-async def _deployments(api: Api, refs: set[str]) -> dict[str, UUID]:
+async def _deployments(
+    api: Api, refs: set[str]
+) -> tuple[dict[str, UUID], dict[str, dict[str, Any]]]:
     flow_names = sorted({ref.split("/", 1)[0] for ref in refs})
     deployment_names = sorted({ref.split("/", 1)[1] for ref in refs})
     deployments = await api.pages(
@@ -126,11 +130,17 @@ async def _deployments(api: Api, refs: set[str]) -> dict[str, UUID]:
         },
     )
     if not deployments:
-        return {}
+        return {}, {}
     flow_ids = sorted({d["flow_id"] for d in deployments})
     flows = await api.pages("/flows/filter", {"flows": {"id": {"any_": flow_ids}}})
     flow_name = {f["id"]: f["name"] for f in flows}
-    return {f"{flow_name.get(d['flow_id'], '?')}/{d['name']}": UUID(d["id"]) for d in deployments}
+    named = {f"{flow_name.get(d['flow_id'], '?')}/{d['name']}": d for d in deployments}
+    schemas = {
+        name: d["parameter_openapi_schema"]
+        for name, d in named.items()
+        if isinstance(d.get("parameter_openapi_schema"), dict)
+    }
+    return {name: UUID(d["id"]) for name, d in named.items()}, schemas
 
 
 async def _blocks(api: Api, refs: set[str]) -> dict[str, ServerBlock]:
@@ -237,6 +247,33 @@ class Resolver:
     def deployment(self, name: str, where: tuple[str | int, ...]) -> UUID:
         return self._lookup("deployment", name, where)
 
+    def parameters(
+        self, deployment: str, parameters: dict[str, Any], where: tuple[str | int, ...]
+    ) -> None:
+        """Check a run-deployment action's parameters against the deployment's own schema.
+
+        When the automation runs, the server validates them the same way and refuses
+        the run: the cleanup never starts and no message says why. Templated values
+        are only known then, so they are left out here.
+        """
+        from prefect.utilities.schema_tools.validation import validate
+
+        schema = self._state.parameter_schemas.get(deployment)
+        if not schema:
+            return
+        known = {key: value for key, value in parameters.items() if not _templated(value)}
+        for error in validate(known, schema, ignore_required=True)[:3]:
+            keys = tuple(error.absolute_path)
+            field_name = ".".join(str(key) for key in ("parameters", *keys))
+            self._problems.append(
+                Problem(
+                    self._declared.locate((*where, "parameters", *keys)),
+                    f"{dotted(where)}.{field_name}: {error.message}",
+                    f"deployment {deployment} refuses it, as the server would when the "
+                    "automation runs; fix the value, or the ${...} variable it comes from",
+                )
+            )
+
     def block(self, name: str, where: tuple[str | int, ...]) -> UUID:
         return self._lookup("block", name, where)
 
@@ -248,3 +285,14 @@ class Resolver:
 
     def work_queue(self, name: str, where: tuple[str | int, ...]) -> UUID:
         return self._lookup("work_queue", name, where)
+
+
+def _templated(value: Any) -> bool:
+    """Whether a parameter holds Jinja, which the server renders only when it runs."""
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    if isinstance(value, dict):
+        return any(_templated(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_templated(item) for item in value)
+    return False

@@ -105,3 +105,62 @@ async def test_bad_input_names_file_and_line_and_writes_nothing(
             "/block_documents/filter", json={"block_documents": {"is_anonymous": {"eq_": False}}}
         )
     assert blocks.json() == []
+
+
+async def test_parameters_the_deployment_would_refuse_fail_at_sync(
+    api_url: str, automations_dir: Path
+) -> None:
+    """The server validates a run-deployment's parameters only when the automation fires,
+    and then refuses the run silently; sync checks them against the same schema first."""
+    from prefect.client.orchestration import PrefectClient
+    from prefect.utilities.callables import parameter_schema
+
+    from flows.cleanup import database_cleanup
+
+    async with PrefectClient(api_url) as client:
+        flow_id = await client.create_flow_from_name("janitor-test-checked")
+        await client.create_deployment(
+            flow_id=flow_id,
+            name="nightly",
+            parameter_openapi_schema=parameter_schema(database_cleanup.fn).model_dump(),
+        )
+    (automations_dir / "a.yaml").write_text(
+        textwrap.dedent(
+            """\
+            name: checked
+            trigger: {expect: a.b}
+            actions:
+              - type: run-deployment
+                deployment: janitor-test-checked/nightly
+                parameters:
+                  config:
+                    approval: ${JANITOR_OLD_RUNS_APPROVAL}
+                    retention_days: 30
+              - type: run-deployment
+                deployment: janitor-test-checked/nightly
+                parameters:
+                  config: {approval: "{{ event.payload.approval }}", retention_days: 7}
+            """
+        )
+    )
+    with pytest.raises(SpecError) as caught:
+        await sync(
+            automations_dir,
+            api_url=api_url,
+            environ={"JANITOR_OLD_RUNS_APPROVAL": "maybe"},
+            display_root=automations_dir,
+        )
+    (problem,) = [str(p) for p in caught.value.problems]
+    assert problem.startswith(
+        "a.yaml:8: actions[0].parameters.config.approval: 'maybe' is not one of "
+        "['human', 'ai', 'none']"
+    ), problem
+    assert "deployment janitor-test-checked/nightly refuses it" in problem
+    assert await server_automations(api_url) == {}
+
+    # A value the schema accepts, and templated values (known only when it fires), pass.
+    outcome = await sync(
+        automations_dir, api_url=api_url, environ={"JANITOR_OLD_RUNS_APPROVAL": "ai"}
+    )
+    assert outcome.error is None
+    assert set(await server_automations(api_url)) == {"checked"}
