@@ -12,7 +12,6 @@ approval the old runs go; the protected and recent ones stay.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -25,11 +24,13 @@ LOGS_PER_RUN = 5
 PROTECTED_RUNS = 5
 RECENT_RUNS = 10
 
-#: The shipped automation's thresholds, below what the demo writes, and a quicker probe
+#: The shipped automation's thresholds, below what the demo writes; a person approves
+#: (whatever the environment says: the demo is about being asked); and a quicker probe,
 #: so the metrics resolve soon after the deletion.
 ENVIRONMENT = {
     "JANITOR_OLD_RUNS_LIMIT": "1000",
     "JANITOR_LOG_ROWS_LIMIT": "5000",
+    "JANITOR_OLD_RUNS_APPROVAL": "human",
     "JANITOR_PROBE_INTERVAL": "20",
 }
 
@@ -44,9 +45,7 @@ class Seeded:
     recent: int
 
 
-async def seed_demo(
-    api_url: str, database_url: str, progress: Callable[[int], None] | None = None
-) -> Seeded:
+async def seed_demo(api_url: str, database_url: str) -> Seeded:
     """Write the demo's history on the server at ``api_url`` (its database at ``database_url``)."""
     bulk = await bulk_seed(
         api_url,
@@ -56,7 +55,6 @@ async def seed_demo(
         logs_per_run=LOGS_PER_RUN,
         ended_ago=timedelta(days=40),
         spread=timedelta(days=10),
-        progress=progress,
     )
     # Made through the API: these carry a state history and logs as real runs do.
     specs = [

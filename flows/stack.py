@@ -18,8 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from flows.localserver import LocalServer, sqlite_url
 from flows.serve import CLEANUP, PROBE, Served, drop_missed_runs
 from flows.slackconsole import SlackConsole
@@ -43,8 +41,8 @@ class Stack:
     slack: SlackConsole | None = None
     served: Served | None = None
     environ: dict[str, str] = field(default_factory=dict)
-    _folder: StackFolder | None = None
-    _watch: ApprovalWatch | None = None
+    _folder: StackFolder | None = field(default=None, init=False)
+    _watch: ApprovalWatch | None = field(default=None, init=False)
 
     def start(
         self,
@@ -53,8 +51,8 @@ class Stack:
     ) -> Outcome:
         self._folder = folder = StackFolder(self.home)
         folder.lock()
-        folder.stop_leftovers(self.say)
-        check_port(self.port)
+        stopped = folder.stop_leftovers(self.say)
+        check_port(self.port, wait=15.0 if stopped else 0.0)
         if self.demo:
             folder.reset()
         self.environ = dict(os.environ)
@@ -128,20 +126,26 @@ class Stack:
         self._folder.remember(p.pid for p in (self.server, self.served) if p is not None and p.pid)
 
     def stop(self) -> bool:
-        """Stop what was started, newest first; whether anything was."""
+        """Stop what was started, newest first; whether anything was.
+
+        Each part is stopped even when an earlier one fails to, so a failure does
+        not leave the server running or the folder locked; the first failure is
+        raised at the end.
+        """
         started = any(p is not None for p in (self.server, self.served, self.slack))
         if started:
             self.say("stopping...")
-        if self._watch is not None:
-            self._watch.stop()
-        if self.served is not None:
-            self.served.stop()
-        if self.server is not None:
-            self.server.stop()
-        if self.slack is not None:
-            self.slack.stop()
-        if self._folder is not None:
-            self._folder.release()
+        failures: list[Exception] = []
+        for part in (self._watch, self.served, self.server, self.slack, self._folder):
+            if part is None:
+                continue
+            stop = part.release if isinstance(part, StackFolder) else part.stop
+            try:
+                stop()
+            except Exception as exc:  # stop the rest, then say what went wrong
+                failures.append(exc)
+        if failures:
+            raise failures[0]
         return started
 
 
@@ -176,13 +180,12 @@ class ApprovalWatch:
         from flows.approval import waiting
 
         seen: set[str] = set()
-        python = os.path.relpath(sys.executable, ROOT) if _inside(sys.executable) else "python"
         async with PrefectClient(self.api_url) as client:
             while not self._stopping.is_set():
                 try:
                     runs = await waiting(client)
-                except httpx.HTTPError:
-                    runs = []  # the server is stopping, or busy: look again shortly
+                except Exception:  # the server is stopping, or busy: look again shortly
+                    runs = []
                 for run in runs:
                     if str(run.id) in seen:
                         continue
@@ -191,14 +194,20 @@ class ApprovalWatch:
                         f">> cleanup {run.name} is waiting for your approval.\n"
                         f"   In the Prefect UI: {self.ui_url}/runs/flow-run/{run.id} "
                         "(Resume, tick approve)\n"
-                        f"   Or here: PREFECT_API_URL={self.api_url} {python} "
-                        f"scripts/approve.py {run.id}   (add --reject to refuse)"
+                        f"   Or here: PREFECT_API_URL={self.api_url} {approve_command()} "
+                        f"{run.id}   (add --reject to refuse)"
                     )
                 await asyncio.to_thread(self._stopping.wait, WATCH_SECONDS)
 
 
-def _inside(path: str) -> bool:
-    return Path(path).absolute().is_relative_to(ROOT)
+def approve_command() -> str:
+    """How to run scripts/approve.py: short paths from the project's folder (the README's
+    way), absolute ones from anywhere else."""
+    python, script = Path(sys.executable).absolute(), ROOT / "scripts" / "approve.py"
+    if Path.cwd() != ROOT:
+        return f"{python} {script}"
+    shown = os.path.relpath(python, ROOT) if python.is_relative_to(ROOT) else str(python)
+    return f"{shown} {script.relative_to(ROOT)}"
 
 
 def _slack_console(say: Callable[[str], None], port: int) -> SlackConsole:

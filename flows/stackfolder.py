@@ -4,7 +4,8 @@ A stack keeps its SQLite database, logs and a record of the process groups it
 started in one folder (``.janitor/`` by default). Two servers on one SQLite
 file would each see half of the other's writes, so the folder is locked while
 a stack uses it; a stack killed with SIGKILL cannot stop its server, so the
-next one reads the record and does.
+next one reads the record and does. Both rely on Linux (``fcntl`` locks and
+``/proc``); elsewhere a leftover server has to be stopped by hand.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from triggers.errors import JanitorError
 
 RECORD = "stack.json"
 LOCK = "stack.lock"
+DEMO_MARKER = "demo.marker"
 
 
 class StackError(JanitorError):
@@ -55,38 +57,67 @@ class StackFolder:
     def locked(self) -> bool:
         return self._lock is not None
 
-    def remember(self, groups: Iterable[int]) -> None:
-        """Write down the process groups started, for the next start if this one is killed."""
-        (self.path / RECORD).write_text(json.dumps({"process_groups": list(groups)}))
+    def remember(self, pids: Iterable[int]) -> None:
+        """Write down the process groups started (leader pid and start time, which together
+        name a process for good), for the next start if this one is killed."""
+        groups = [{"pid": pid, "started": started_at(pid)} for pid in pids]
+        partial = self.path / f"{RECORD}.partial"
+        partial.write_text(json.dumps({"process_groups": groups}))
+        partial.replace(self.path / RECORD)  # never half written, whatever interrupts it
 
-    def stop_leftovers(self, say: Callable[[str], None]) -> None:
-        """Stop the server and served deployments of a stack that was killed, not stopped."""
+    def stop_leftovers(self, say: Callable[[str], None]) -> bool:
+        """Stop the server and served deployments of a stack that was killed, not stopped;
+        whether there were any.
+
+        Only a group whose leader is the very process recorded (same pid, same start
+        time, still leading its group) is stopped: a pid the system gave to another
+        program since is left alone.
+        """
         record = self.path / RECORD
         try:
             groups = json.loads(record.read_text()).get("process_groups", [])
         except (OSError, ValueError):
-            return
+            groups = []
+        stopped = False
         for group in groups:
-            command = command_line(group)
-            if "prefect" not in command and "flows.serve" not in command:
-                continue  # gone, or the id now belongs to something else
-            say(f"stopping what an earlier stack left running (process group {group})")
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(group, signal.SIGKILL)
-            deadline = time.monotonic() + 10
-            while command_line(group) and time.monotonic() < deadline:
-                time.sleep(0.1)
-        record.unlink()
+            pid, started = group.get("pid"), group.get("started")
+            if not isinstance(pid, int) or started is None or started_at(pid) != started:
+                continue  # gone, or the pid now belongs to something else
+            try:
+                if os.getpgid(pid) != pid:
+                    continue
+            except ProcessLookupError:
+                continue
+            say(f"stopping what an earlier stack left running (process group {pid})")
+            stopped = True
+            try:
+                _stop_group(pid)
+            except PermissionError:
+                raise StackError(
+                    f"process group {pid}, left by an earlier stack in {self.path}, is not "
+                    "yours to stop; stop it as its owner, then start again"
+                ) from None
+        record.unlink(missing_ok=True)
+        return stopped
 
     def reset(self) -> None:
-        """Everything but the lock goes: the demo starts from nothing each time."""
-        for child in self.path.iterdir():
-            if child.name == LOCK:
-                continue
+        """Everything but the lock goes: the demo starts from nothing each time.
+
+        Only a folder the demo made (it leaves a marker) or an empty one is reset, so a
+        mistaken ``--home`` cannot empty a folder of someone else's.
+        """
+        children = [child for child in self.path.iterdir() if child.name != LOCK]
+        if children and not (self.path / DEMO_MARKER).exists():
+            raise StackError(
+                f"{self.path} is not empty and was not made by --demo; the demo resets its "
+                "folder at each start, so give it an empty or new one with --home"
+            )
+        for child in children:
             if child.is_dir():
                 shutil.rmtree(child)
             else:
                 child.unlink()
+        (self.path / DEMO_MARKER).write_text("made by prefect-janitor's --demo; reset at start\n")
 
     def release(self) -> None:
         """After a clean stop: the record goes, and the lock is released."""
@@ -98,18 +129,51 @@ class StackFolder:
         self._lock = None
 
 
-def command_line(pid: int) -> str:
-    """The process's command line; empty when it is gone or a zombie."""
+def started_at(pid: int) -> int | None:
+    """When the process started, in clock ticks since boot; None when it is gone."""
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return ""
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] == "Z" else int(fields[19])  # state, starttime
 
 
-def check_port(port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        if sock.connect_ex(("127.0.0.1", port)) == 0:
+def group_alive(group: int) -> bool:
+    """Whether a process of the group still runs (a zombie waiting to be reaped does not)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == group and fields[0] != "Z":  # pgrp, state
+            return True
+    return False
+
+
+def _stop_group(group: int) -> None:
+    """SIGTERM, then SIGKILL for what is still there after 10 s; returns once all are gone."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, sig)
+        deadline = time.monotonic() + 10
+        while group_alive(group) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if not group_alive(group):
+            return
+
+
+def check_port(port: int, wait: float = 0.0) -> None:
+    """Refuse a port something listens on; ``wait`` gives a server just stopped time to
+    let go of it."""
+    deadline = time.monotonic() + wait
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            if sock.connect_ex(("127.0.0.1", port)) != 0:
+                return
+        if time.monotonic() >= deadline:
             raise StackError(
                 f"something already listens on 127.0.0.1:{port} (another Prefect server?); "
                 f"stop it, or pick another port: bash scripts/up.sh --port {port + 100}"
             )
+        time.sleep(0.2)

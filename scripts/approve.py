@@ -52,7 +52,8 @@ async def run(args: argparse.Namespace) -> int:
                 print(f"no cleanup is waiting for approval on {api.url}")
             for flow_run in found:
                 since = flow_run.state.timestamp if flow_run.state else None
-                print(f"{flow_run.id}  {flow_run.name}  waiting since {since:%Y-%m-%d %H:%M:%S %Z}")
+                when = f"{since:%Y-%m-%d %H:%M:%S %Z}" if since else "(no state time)"
+                print(f"{flow_run.id}  {flow_run.name}  waiting since {when}")
             return EXIT_OK
         verb = "rejected" if args.reject else "approved"
         approver = args.approver or f"{getpass.getuser()} (terminal)"

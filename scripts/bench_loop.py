@@ -235,21 +235,26 @@ def bench(backend: str, firings: int, work: Path, into: list[Results]) -> None:
                     raise RuntimeError(f"sync failed: {outcome.error}")
                 loop = Loop(server, served, slack)
                 time.sleep(5)  # new automations reach the triggers service
-                for number in range(firings):
-                    since = datetime.now(UTC)
-                    firing = loop.firing(since)
-                    loop.slack_latencies(since, results)
-                    results.firings.append(firing)
-                    say(
-                        f"{backend} firing {number + 1}/{firings}: created {firing.created:.2f} s, "
-                        f"picked up {firing.pending:.2f} s, running {firing.running:.2f} s "
-                        f"({firing.measured:.2f} s after the measurement)"
-                    )
+                with loop.client:
+                    loop_firings(loop, backend, firings, results)
             finally:
                 served.stop()
     finally:
         slack.stop()
         drop(db)
+
+
+def loop_firings(loop: Loop, backend: str, firings: int, results: Results) -> None:
+    for number in range(firings):
+        since = datetime.now(UTC)
+        firing = loop.firing(since)
+        loop.slack_latencies(since, results)
+        results.firings.append(firing)
+        say(
+            f"{backend} firing {number + 1}/{firings}: created {firing.created:.2f} s, "
+            f"picked up {firing.pending:.2f} s, running {firing.running:.2f} s "
+            f"({firing.measured:.2f} s after the measurement)"
+        )
 
 
 def cells(values: list[float]) -> str:

@@ -14,6 +14,7 @@ git and the network to PyPI; the fresh virtual environment is the clone's.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -181,6 +182,15 @@ def run_stack(clone: Path, command: str) -> None:
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
+            process.wait(STOP_TIMEOUT)
+        kill_leftovers(clone)  # a failed check must not leave a server on the port
+
+
+def kill_leftovers(folder: Path) -> None:
+    """SIGKILL every process still running from ``folder`` (they die with its removal)."""
+    for line in leftovers(folder):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(int(line.split(":", 1)[0]), signal.SIGKILL)
 
 
 def main(argv: list[str]) -> int:
@@ -190,9 +200,9 @@ def main(argv: list[str]) -> int:
     clone = work / "prefect-janitor"
     started = time.monotonic()
     try:
-        up, test = readme_commands(ROOT / "README.md")
         say(f"cloning into {clone}")
         fresh_copy(clone)
+        up, test = readme_commands(clone / "README.md")  # the README of what is checked
         if (clone / ".venv").exists():
             raise Failed("the clone already has a .venv; it must start without one")
         run_stack(clone, up)

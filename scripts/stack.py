@@ -6,7 +6,8 @@ automations synced.
     python scripts/stack.py --port 4200
 
 Ctrl-C stops everything it started. Exit codes: 0 stopped, 1 invalid
-automations, 4 the server or sync failed, 5 the stack cannot start here.
+automations, 4 the server or sync failed, 5 the stack cannot start here
+(folder taken, port taken, no permission).
 """
 
 from __future__ import annotations
@@ -104,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_SERVER
     except StackError as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        return EXIT_SETUP
+    except OSError as exc:  # a folder or port this user cannot use
+        console.print(f"[bold red]error:[/] {escape(f'{type(exc).__name__}: {exc}')}")
         return EXIT_SETUP
     finally:
         interrupt.received = True  # from here on, signals are ignored

@@ -60,9 +60,20 @@ def test_a_record_of_processes_long_gone_is_dropped(tmp_path: Path) -> None:
 def test_the_demo_starts_from_nothing_and_keeps_its_lock(tmp_path: Path) -> None:
     folder = StackFolder(tmp_path)
     folder.lock()
+    folder.reset()  # an empty folder becomes the demo's
     (tmp_path / "prefect.db").write_text("old")
     (tmp_path / "server").mkdir()
     (tmp_path / "server" / "server.log").write_text("old")
     folder.reset()
-    assert [p.name for p in tmp_path.iterdir()] == ["stack.lock"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.marker", "stack.lock"]
     folder.release()
+
+
+def test_the_demo_never_empties_a_folder_it_did_not_make(tmp_path: Path) -> None:
+    (tmp_path / "thesis.tex").write_text("years of work")
+    folder = StackFolder(tmp_path)
+    folder.lock()
+    with pytest.raises(StackError, match="not made by --demo"):
+        folder.reset()
+    folder.release()
+    assert (tmp_path / "thesis.tex").read_text() == "years of work"

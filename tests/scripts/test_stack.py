@@ -7,7 +7,7 @@ real deployments, so each covers a whole story.
 
 from __future__ import annotations
 
-import contextlib
+import json
 import os
 import queue
 import re
@@ -27,6 +27,7 @@ import httpx
 import pytest
 
 from flows.localserver import free_port, request
+from flows.stackfolder import group_alive
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,12 +35,12 @@ ROOT = Path(__file__).resolve().parents[2]
 class Terminal:
     """A stack.py process and what it printed."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, *args: str) -> None:
         environ = {k: v for k, v in os.environ.items() if k != "SLACK_WEBHOOK_URL"}
         self.process = subprocess.Popen(
             [sys.executable, str(ROOT / "scripts" / "stack.py"), *args],
             cwd=ROOT,
-            env={**environ, **(env or {})},
+            env=environ,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -97,10 +98,11 @@ class Terminal:
 
 
 @contextmanager
-def terminal(*args: str, env: dict[str, str] | None = None) -> Iterator[Terminal]:
-    """A stack.py process, stopped with Ctrl-C afterwards if the test left it running; if
-    that does not stop it, killed with the server and served deployments it recorded."""
-    opened = Terminal(*args, env=env)
+def terminal(*args: str, owns_home: bool = True) -> Iterator[Terminal]:
+    """A stack.py process, stopped with Ctrl-C afterwards if the test left it running (and
+    killed if that does not stop it). With ``owns_home``, whatever its folder's record
+    still names is killed too, so a failed test leaves no server behind."""
+    opened = Terminal(*args)
     try:
         yield opened
     finally:
@@ -110,23 +112,20 @@ def terminal(*args: str, env: dict[str, str] | None = None) -> Iterator[Terminal
             except subprocess.TimeoutExpired:
                 os.killpg(opened.process.pid, signal.SIGKILL)
                 opened.process.wait(30)
-                home = Path(args[args.index("--home") + 1])
-                for record in (home / "stack.json", home / "demo" / "stack.json"):
-                    for group in re.findall(r"\d+", record.read_text()) if record.exists() else []:
-                        with contextlib.suppress(ProcessLookupError):
-                            os.killpg(int(group), signal.SIGKILL)
+        home = Path(args[args.index("--home") + 1])
+        for folder in (home, home / "demo") if owns_home else ():
+            for group in recorded(folder):
+                if group_alive(group):
+                    os.killpg(group, signal.SIGKILL)
 
 
-def group_alive(group: int) -> bool:
-    """Whether a process of the group still runs (zombies waiting to be reaped do not)."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == group and fields[0] != "Z":  # pgrp, state
-            return True
-    return False
+def recorded(folder: Path) -> list[int]:
+    """The process groups a stack's record names."""
+    try:
+        record = json.loads((folder / "stack.json").read_text())
+    except (OSError, ValueError):
+        return []
+    return [int(group["pid"]) for group in record["process_groups"]]
 
 
 def snapshot(api: str) -> dict[str, Any]:
@@ -253,7 +252,9 @@ def test_stack_starts_serves_prints_stops_and_starts_again_without_duplicates(
         first.wait_for(r"Nothing to clean")
 
         # A second stack on the same folder, or on the same port, is refused at once.
-        with terminal("--port", str(free_port()), "--home", str(home)) as same_home:
+        with terminal(
+            "--port", str(free_port()), "--home", str(home), owns_home=False
+        ) as same_home:
             assert same_home.process.wait(60) == 5
             assert "another local stack is running from" in same_home.output()
         with terminal("--port", str(port), "--home", str(tmp_path / "other")) as same_port:
@@ -261,7 +262,7 @@ def test_stack_starts_serves_prints_stops_and_starts_again_without_duplicates(
             assert f"something already listens on 127.0.0.1:{port}" in same_port.output()
 
         # Killed, not stopped: the server and the served deployments are orphaned.
-        groups = [int(g) for g in re.findall(r"\d+", (home / "stack.json").read_text())]
+        groups = recorded(home)
         os.killpg(first.process.pid, signal.SIGKILL)
         first.process.wait(30)
         assert all(group_alive(group) for group in groups)
