@@ -53,10 +53,6 @@ class StackFolder:
             ) from None
         self._lock = handle
 
-    @property
-    def locked(self) -> bool:
-        return self._lock is not None
-
     def remember(self, pids: Iterable[int]) -> None:
         """Write down the process groups started (leader pid and start time, which together
         name a process for good), for the next start if this one is killed."""
