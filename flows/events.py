@@ -19,7 +19,9 @@ from prefect.events.schemas.events import Event
 from pydantic import BaseModel
 
 
-class Step(StrEnum):
+class CleanupStep(StrEnum):
+    """The cleanup's steps, as the names of the events that announce them."""
+
     PREVIEWED = "janitor.cleanup.previewed"
     NOTHING_TO_DO = "janitor.cleanup.nothing-to-do"
     SKIPPED = "janitor.cleanup.skipped"
@@ -34,11 +36,13 @@ class Step(StrEnum):
     DELETION_FAILED = "janitor.deletion.failed"
 
 
-QUIET = {Step.PREVIEWED, Step.DELETION_PROGRESS}  # no Slack message: steps that only inform
+QUIET = {CleanupStep.PREVIEWED, CleanupStep.DELETION_PROGRESS}
+"""Steps that only inform: no Slack message."""
 NOTIFY_GAP_SECONDS = 1.0
 
 
-def resource_id(flow_run_id: UUID | str) -> str:
+def cleanup_resource(flow_run_id: UUID | str) -> str:
+    """The resource of every step event of the cleanup run ``flow_run_id``."""
     return f"janitor.cleanup.{flow_run_id}"
 
 
@@ -53,7 +57,7 @@ class StepEvents:
     ) -> None:
         self.flow_run_id = flow_run_id
         self.resource = {
-            "prefect.resource.id": resource_id(flow_run_id),
+            "prefect.resource.id": cleanup_resource(flow_run_id),
             "prefect.resource.name": flow_run_name or "database-cleanup",
         }
         self.related = [
@@ -74,7 +78,7 @@ class StepEvents:
         self.gap = NOTIFY_GAP_SECONDS
         self._last_notified = float("-inf")
 
-    async def emit(self, step: Step, payload: BaseModel | dict[str, Any]) -> Event | None:
+    async def emit(self, step: CleanupStep, payload: BaseModel | dict[str, Any]) -> Event | None:
         """Emit one step; it ``follows`` the previous one, and a notified step waits
         until ``NOTIFY_GAP_SECONDS`` after the last notified one.
 

@@ -20,6 +20,8 @@ from prefect.concurrency.asyncio import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.logging import get_logger
 
+from flows.errors import Busy
+
 LIMIT_NAME = "prefect-janitor-cleanup"
 WAIT_SECONDS = 3.0
 LEASE_SECONDS = 60.0  # the server's minimum; renewed while the cleanup runs
@@ -50,10 +52,6 @@ async def ensure_limit(client: PrefectClient, name: str = LIMIT_NAME) -> None:
         await client.update_global_concurrency_limit(
             name, GlobalConcurrencyLimitUpdate(limit=1, active=True)
         )
-
-
-class Busy(Exception):
-    """Another run holds the slot."""
 
 
 @asynccontextmanager

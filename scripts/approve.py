@@ -20,12 +20,13 @@ from uuid import UUID
 
 import httpx
 from prefect.settings import PREFECT_API_URL
+from rich.console import Console
 
-from flows.approval import AnswerRefused, ApprovalForm, answer, waiting
-from triggers.client import Api
-from triggers.errors import SyncError
-
-EXIT_OK, EXIT_REFUSED, EXIT_SERVER = 0, 1, 4
+from flows.cleanup.approval import ApprovalForm, answer, waiting
+from flows.errors import AnswerRefused
+from triggers.api import Api
+from triggers.errors import ExitCode, JanitorError, ServerUnreachable
+from triggers.sync.report import print_error
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -54,37 +55,38 @@ async def run(args: argparse.Namespace) -> int:
                 since = flow_run.state.timestamp if flow_run.state else None
                 when = f"{since:%Y-%m-%d %H:%M:%S %Z}" if since else "(no state time)"
                 print(f"{flow_run.id}  {flow_run.name}  waiting since {when}")
-            return EXIT_OK
+            return ExitCode.OK
         verb = "rejected" if args.reject else "approved"
         approver = args.approver or f"{getpass.getuser()} (terminal)"
         form = ApprovalForm(approve=not args.reject, notes=args.notes, approver=approver)
         flow_run = await answer(api.client, args.run_id, form)
         print(f"{verb} cleanup {flow_run.name} ({flow_run.id}) as {approver}")
-        return EXIT_OK
+        return ExitCode.OK
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     url = args.api_url or PREFECT_API_URL.value() or "(PREFECT_API_URL is not set)"
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        return asyncio.run(run(args))
+        try:
+            return asyncio.run(run(args))
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise ServerUnreachable(
+                f"cannot reach the Prefect API at {url} ({type(exc).__name__})",
+                "start the server (bash scripts/up.sh, or prefect server start) "
+                "or fix PREFECT_API_URL",
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise ServerUnreachable(
+                f"the Prefect API at {url} failed ({type(exc).__name__}: {exc})", "retry"
+            ) from exc
     except AnswerRefused as refused:
-        print(f"refused: {refused.reason}", file=sys.stderr)
-        return EXIT_REFUSED
-    except SyncError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_SERVER
-    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-        print(
-            f"error: cannot reach the Prefect API at {url} ({type(exc).__name__}); start the "
-            "server (bash scripts/up.sh, or prefect server start) or fix PREFECT_API_URL",
-            file=sys.stderr,
-        )
-        return EXIT_SERVER
-    except httpx.HTTPError as exc:
-        reason = f"{type(exc).__name__}: {exc}"
-        print(f"error: the Prefect API at {url} failed ({reason}); retry", file=sys.stderr)
-        return EXIT_SERVER
+        console.print(f"refused: {refused.reason}", markup=False)
+        return refused.exit_code
+    except JanitorError as exc:
+        print_error(console, exc)
+        return exc.exit_code
 
 
 if __name__ == "__main__":

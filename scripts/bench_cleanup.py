@@ -47,7 +47,7 @@ from benchkit import (
     say,
 )
 
-from flows.localserver import LocalServer
+from flows.devstack.server import LocalServer
 
 RETENTION_DAYS = 30
 LABELS = {
@@ -85,7 +85,7 @@ async def per_run_loop(limit: int, pause: float) -> tuple[int, float]:
     from prefect.client.schemas.objects import StateType
     from prefect.client.schemas.sorting import FlowRunSort
 
-    from flows.config import TERMINAL
+    from flows.cleanup.config import TERMINAL
 
     old = filters.FlowRunFilter(
         end_time=filters.FlowRunFilterEndTime(
@@ -114,8 +114,8 @@ async def per_run_loop(limit: int, pause: float) -> tuple[int, float]:
 
 
 async def cleanup_flow(method: str, limit: int, batch_size: int) -> tuple[int, float]:
-    from flows.cleanup import database_cleanup
-    from flows.config import RetentionConfig
+    from flows.cleanup.config import RetentionConfig
+    from flows.cleanup.flow import database_cleanup
 
     config = RetentionConfig(
         approval="none",
@@ -170,7 +170,7 @@ def left(db: Db) -> str:
 
 
 def seed(db: Db, n: int, home: Path) -> None:
-    from flows.seed_bulk import bulk_seed
+    from flows.history.bulk import bulk_seed
 
     def progress(done: int) -> None:
         if done % max(n // 5, 1) < 2000:  # about every fifth (bulk_seed writes 2000 a chunk)

@@ -47,11 +47,12 @@ from benchkit import (
     stats,
 )
 
-from flows.localserver import LocalServer, request
-from flows.seed import RunSpec, make_history
-from flows.serve import CLEANUP, PROBE, Served
-from flows.slackconsole import SlackConsole
-from triggers.sync import Mode, sync
+from flows.devstack.console import SlackConsole
+from flows.devstack.served import Served
+from flows.devstack.server import LocalServer, request
+from flows.history.seed import RunSpec, make_history
+from flows.serve import CLEANUP, PROBE
+from triggers.sync import Mode, sync_automations
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOW = "janitor-bench-loop"
@@ -229,7 +230,9 @@ def bench(backend: str, firings: int, work: Path, into: list[Results]) -> None:
                 served.start().wait()
                 folder = automations(work / f"{backend}-automations")
                 outcome = asyncio.run(
-                    sync(folder, api_url=server.api_url, mode=Mode.APPLY, environ=environ)
+                    sync_automations(
+                        folder, api_url=server.api_url, mode=Mode.APPLY, environ=environ
+                    )
                 )
                 if outcome.error is not None:
                     raise RuntimeError(f"sync failed: {outcome.error}")

@@ -5,7 +5,7 @@
 
 Per backend, a fresh `prefect server start` on a new database gets --runs finished
 flow runs (mixed final states, tags, 3 task runs and 5 logs each, end times spread
-over the last 90 days; `flows.seed_bulk`), then one published rule per catalog
+over the last 90 days; `flows.history.bulk`), then one published rule per catalog
 metric. The real `metric_probe` flow then runs --repeat times, each in a fresh
 subprocess, as a served deployment runs each flow run (cold imports, engine and
 connections; none of Prefect's process-global caches shared between servers).
@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 # Only what the probe imports itself: the measured subprocess runs this module, and a
-# module imported here (prefect.server by flows.seed_bulk, say) would not be timed there.
+# module imported here (prefect.server by flows.history.bulk, say) would not be timed there.
 from benchkit import (
     POSTGRES,
     STARTED,
@@ -40,10 +40,10 @@ from benchkit import (
     say,
 )
 
-from flows.localserver import LocalServer
-from triggers.automation import OWNER_TAG
+from flows.devstack.server import LocalServer
 from triggers.metrics import CATALOG
-from triggers.rules import Rule
+from triggers.metrics.rule import Rule
+from triggers.spec.automation import OWNER_TAG
 from triggers.units import human
 
 TARGET_SECONDS = 2.0
@@ -64,7 +64,7 @@ WHOLE = "(whole probe run)"
 
 
 def child() -> None:
-    from flows.probe import metric_probe
+    from flows.probe.flow import metric_probe
 
     started = time.perf_counter()
     report = asyncio.run(metric_probe())
@@ -109,7 +109,7 @@ def publish_rules(api_url: str) -> None:
 
 def bench(backend: str, args: argparse.Namespace, work: Path) -> list[list[str]]:
     """Seed, publish, probe --repeat times; the backend's table rows."""
-    from flows.seed_bulk import bulk_seed
+    from flows.history.bulk import bulk_seed
 
     home = work / backend
     home.mkdir()

@@ -52,11 +52,11 @@ from prefect.client.orchestration import SyncPrefectClient
 from prefect.events.worker import EventsWorker
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from flows.events import NOTIFY_GAP_SECONDS, Step, StepEvents
-from flows.localserver import LocalServer
-from flows.slackconsole import SlackConsole
-from triggers.loader import load_bundle
-from triggers.sync import Mode, sync
+from flows.devstack.console import SlackConsole
+from flows.devstack.server import LocalServer
+from flows.events import NOTIFY_GAP_SECONDS, CleanupStep, StepEvents
+from triggers.load.bundle import load_bundle
+from triggers.sync import Mode, sync_automations
 
 TARGET_SECONDS = 1.0
 WAIT_SECONDS = 60.0  # for the last message of a run
@@ -64,18 +64,18 @@ SETTLE_SECONDS = 2.0  # around a run: the automation events of its actions are p
 FAILED = "prefect.automation.action.failed"
 AUTOMATIONS = Path(__file__).resolve().parent.parent / "automations"
 #: The cleanup's paths, each a run's step events in order; together every notified step.
-PATHS: tuple[tuple[Step, ...], ...] = (
+PATHS: tuple[tuple[CleanupStep, ...], ...] = (
     (
-        Step.APPROVAL_REQUESTED,
-        Step.APPROVAL_GRANTED,
-        Step.DELETION_STARTED,
-        Step.DELETION_COMPLETED,
+        CleanupStep.APPROVAL_REQUESTED,
+        CleanupStep.APPROVAL_GRANTED,
+        CleanupStep.DELETION_STARTED,
+        CleanupStep.DELETION_COMPLETED,
     ),
-    (Step.APPROVAL_REQUESTED, Step.APPROVAL_REJECTED),
-    (Step.APPROVAL_REQUESTED, Step.APPROVAL_TIMED_OUT),
-    (Step.APPROVAL_GRANTED, Step.DELETION_STARTED, Step.DELETION_FAILED),
-    (Step.NOTHING_TO_DO,),
-    (Step.SKIPPED,),
+    (CleanupStep.APPROVAL_REQUESTED, CleanupStep.APPROVAL_REJECTED),
+    (CleanupStep.APPROVAL_REQUESTED, CleanupStep.APPROVAL_TIMED_OUT),
+    (CleanupStep.APPROVAL_GRANTED, CleanupStep.DELETION_STARTED, CleanupStep.DELETION_FAILED),
+    (CleanupStep.NOTHING_TO_DO,),
+    (CleanupStep.SKIPPED,),
 )
 FlowRuns = Iterator[tuple[UUID, str]]
 
@@ -102,7 +102,7 @@ def samples() -> dict[str, list[dict[str, Any]]]:
     return found
 
 
-def plan(count: int) -> list[tuple[int, Step]]:
+def plan(count: int) -> list[tuple[int, CleanupStep]]:
     """(path number, step) for ``count`` events: whole cleanup paths, cycled."""
     steps = itertools.chain.from_iterable(
         [(number, step) for step in PATHS[number % len(PATHS)]] for number in itertools.count()
@@ -189,7 +189,9 @@ async def notifications(api_url: str, webhook: str) -> None:
     """The shipped cleanup-step automations, posting to ``webhook``, as sync applies them."""
     environ = {**os.environ, "SLACK_WEBHOOK_URL": webhook}
     steps = load_bundle(AUTOMATIONS, environ=environ).tagged("cleanup-steps")
-    outcome = await sync(AUTOMATIONS, api_url=api_url, mode=Mode.APPLY, only=steps, environ=environ)
+    outcome = await sync_automations(
+        AUTOMATIONS, api_url=api_url, mode=Mode.APPLY, only=steps, environ=environ
+    )
     if outcome.error is not None:
         raise RuntimeError(f"sync failed: {outcome.error}")
 

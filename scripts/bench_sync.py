@@ -21,8 +21,8 @@ from prefect.client.orchestration import PrefectClient
 from rich.console import Console
 from rich.table import Table
 
-from flows.localserver import LocalServer, sqlite_url
-from triggers import sync
+from flows.devstack.server import LocalServer, sqlite_url
+from triggers.sync import sync_automations
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 
@@ -63,9 +63,9 @@ async def measure(server: LocalServer, count: int, repeat: int) -> dict[str, str
         await client.create_deployment(flow_id=flow_id, name="bench")
     folder = Path(tempfile.mkdtemp()) / "automations"
     write_bundle(folder, count)
-    first = await sync(folder, api_url=server.api_url)
+    first = await sync_automations(folder, api_url=server.api_url)
     assert first.error is None, first.error
-    noops = [await sync(folder, api_url=server.api_url) for _ in range(repeat)]
+    noops = [await sync_automations(folder, api_url=server.api_url) for _ in range(repeat)]
     assert all(o.plan.in_sync for o in noops)
     reads = {o.reads for o in noops}
     return {

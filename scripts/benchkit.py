@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flows.localserver import sqlite_url
+from flows.devstack.server import sqlite_url
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 STARTED = time.monotonic()

@@ -19,18 +19,12 @@ import time
 from pathlib import Path
 from types import FrameType
 
-import httpx
 from rich.console import Console
-from rich.markup import escape
 
-from flows.localserver import LocalServer, ServerFailedToStart
-from flows.serve import ServeFailed
-from flows.stack import ROOT, Stack
-from flows.stackfolder import StackError
-from triggers import SpecError, SyncError
-from triggers.report import print_outcome, print_plan, print_problems, print_sync_error
-
-EXIT_OK, EXIT_INVALID, EXIT_SERVER, EXIT_SETUP = 0, 1, 4, 5
+from flows.devstack.server import LocalServer
+from flows.devstack.stack import ROOT, Stack
+from triggers.errors import ExitCode, JanitorError
+from triggers.sync.report import print_error, print_outcome, print_plan
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -83,32 +77,17 @@ def main(argv: list[str] | None = None) -> int:
         )
         print_outcome(console, outcome)
         if outcome.error is not None:
-            return EXIT_SERVER
+            return outcome.error.exit_code
         console.print(f"[bold green]Ready.[/] Prefect UI: {_server(stack).ui_url}")
         console.print(f"  export PREFECT_API_URL={_server(stack).api_url}")
         console.print("  Ctrl-C stops the stack.")
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
-        return EXIT_OK
-    except SpecError as exc:
-        print_problems(console, exc.problems)
-        return EXIT_INVALID
-    except SyncError as exc:
-        print_sync_error(console, exc)
-        return EXIT_SERVER
-    except (ServerFailedToStart, ServeFailed) as exc:
-        console.print(f"[bold red]error:[/] {escape(str(exc))}")
-        return EXIT_SERVER
-    except httpx.HTTPError as exc:
-        console.print(f"[bold red]error:[/] the local server failed: {escape(str(exc))}")
-        return EXIT_SERVER
-    except StackError as exc:
-        console.print(f"[bold red]error:[/] {escape(str(exc))}")
-        return EXIT_SETUP
-    except OSError as exc:  # a folder or port this user cannot use
-        console.print(f"[bold red]error:[/] {escape(f'{type(exc).__name__}: {exc}')}")
-        return EXIT_SETUP
+        return ExitCode.OK
+    except JanitorError as exc:
+        print_error(console, exc)
+        return exc.exit_code
     finally:
         interrupt.received = True  # from here on, signals are ignored
         if stack.stop():

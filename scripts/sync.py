@@ -21,19 +21,18 @@ from pathlib import Path
 
 from rich.console import Console
 
-from triggers import Mode, SpecError, SyncError, sync
+from triggers.errors import ExitCode, FixableError, JanitorError, SpecError
 from triggers.render import preview
-from triggers.report import (
+from triggers.spec import spec_schema_text
+from triggers.sync import Mode, sync_automations
+from triggers.sync.report import (
     outcome_json,
+    print_error,
     print_outcome,
     print_plan,
-    print_problems,
-    print_sync_error,
     problems_json,
 )
-from triggers.schema import spec_schema_text
 
-EXIT_OK, EXIT_INVALID, EXIT_DRIFT, EXIT_CONFLICT, EXIT_SERVER = 0, 1, 2, 3, 4
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "automations"
 
 
@@ -87,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=args.json, highlight=False, log_path=False)
     if args.schema:
         sys.stdout.write(spec_schema_text())
-        return EXIT_OK
+        return ExitCode.OK
     if args.render:
         return render(args.render, args.event, args.path, console)
     mode = Mode.CHECK if args.check else Mode.DRY_RUN if args.dry_run else Mode.APPLY
@@ -96,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     show_plan = None if args.json else (lambda plan: print_plan(console, plan, target))
     try:
         outcome = asyncio.run(
-            sync(
+            sync_automations(
                 args.path,
                 api_url=args.api_url,
                 mode=mode,
@@ -106,27 +105,30 @@ def main(argv: list[str] | None = None) -> int:
                 on_plan=show_plan,
             )
         )
-    except SpecError as exc:
+    except JanitorError as exc:
         if args.json:
-            print(json.dumps(problems_json(exc.problems), indent=2))
-        print_problems(console, exc.problems)
-        return EXIT_INVALID
-    except SyncError as exc:
-        if args.json:
-            print(json.dumps({"error": exc.cause, "fix": exc.fix}, indent=2))
-        print_sync_error(console, exc)
-        return EXIT_SERVER
+            print(json.dumps(_error_json(exc), indent=2))
+        print_error(console, exc)
+        return exc.exit_code
     if args.json:
         print(json.dumps(outcome_json(outcome, target), indent=2, default=str))
     else:
         print_outcome(console, outcome)
     if outcome.plan.conflicts:
-        return EXIT_CONFLICT
+        return ExitCode.CONFLICT
     if outcome.error is not None:
-        return EXIT_SERVER
+        return outcome.error.exit_code
     if mode == Mode.CHECK and not outcome.plan.in_sync:
-        return EXIT_DRIFT
-    return EXIT_OK
+        return ExitCode.DRIFT
+    return ExitCode.OK
+
+
+def _error_json(error: JanitorError) -> dict[str, object]:
+    if isinstance(error, SpecError):
+        return problems_json(error.problems)
+    if isinstance(error, FixableError):
+        return {"error": error.cause, "fix": error.fix}
+    return {"error": str(error)}
 
 
 def render(template: Path, event: Path | None, root: Path, console: Console) -> int:
@@ -137,7 +139,7 @@ def render(template: Path, event: Path | None, root: Path, console: Console) -> 
         result = preview(template, event, root)
     except ValueError as exc:
         console.print(f"[red]error:[/red] {exc}")
-        return EXIT_INVALID
+        return ExitCode.INVALID
     for which, text in result.rendered:
         console.rule(which)
         sys.stdout.write(text + "\n")
@@ -145,7 +147,7 @@ def render(template: Path, event: Path | None, root: Path, console: Console) -> 
         console.print(f"[red]problem:[/red] {problem}")
     if not result.problems:
         console.print("[green]ok:[/green] valid, within Slack's limits, user text escaped")
-    return EXIT_INVALID if result.problems else EXIT_OK
+    return ExitCode.INVALID if result.problems else ExitCode.OK
 
 
 def _api_url() -> str:

@@ -1,12 +1,9 @@
 #!/usr/bin/env bash
-# The README's test command: install into .venv, lint, type-check, run the tests.
+# The README's test command: install into .venv (pinned by constraints.txt), lint,
+# type-check, run the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ ! -x .venv/bin/python ]; then
-  python3 -m venv .venv
-fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet --quiet -e ".[dev]"
+bash scripts/install.sh dev
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy

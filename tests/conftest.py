@@ -15,10 +15,10 @@ for _key in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE"):
 
 import httpx  # noqa: E402
 import pytest  # noqa: E402
-from support import fresh_server  # noqa: E402
 
-from flows import localserver  # noqa: E402
-from flows.localserver import LocalServer  # noqa: E402
+from flows.devstack import server as local_server  # noqa: E402
+from flows.devstack.server import LocalServer  # noqa: E402
+from helpers.servers import fresh_server  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +76,7 @@ def _clean(api_url: str) -> None:
 
 
 def _call(client: httpx.Client, method: str, path: str, body: object = None) -> httpx.Response:
-    response = localserver.request(client, method, path, body)
+    response = local_server.request(client, method, path, body)
     if response.status_code != 404:  # already gone is fine
         response.raise_for_status()
     return response

@@ -6,11 +6,11 @@ import uuid
 from typing import Any
 
 import pytest
-from cleanup_support import RunCleanup, against, release_slot
 
-from flows.cleanup import CleanupReport, database_cleanup
-from flows.config import RetentionConfig
-from flows.localserver import LocalServer
+from flows.cleanup.config import RetentionConfig
+from flows.cleanup.flow import CleanupReport, database_cleanup
+from flows.devstack.server import LocalServer
+from helpers.cleanup import RunCleanup, against, release_slot
 
 
 @pytest.fixture

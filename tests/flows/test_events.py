@@ -6,10 +6,10 @@ import time
 import uuid
 
 import pytest
-from cleanup_support import against
 
-from flows.events import Step, StepEvents
-from flows.localserver import LocalServer
+from flows.devstack.server import LocalServer
+from flows.events import CleanupStep, StepEvents
+from helpers.cleanup import against
 
 pytestmark = pytest.mark.anyio
 
@@ -21,11 +21,11 @@ async def test_notified_steps_wait_for_the_gap_and_quiet_ones_do_not(
     events.gap = 0.3
     async with against(sqlite_server, "api", monkeypatch):
         started = time.monotonic()
-        await events.emit(Step.APPROVAL_GRANTED, {})
-        await events.emit(Step.DELETION_PROGRESS, {})  # posts nothing: no wait
+        await events.emit(CleanupStep.APPROVAL_GRANTED, {})
+        await events.emit(CleanupStep.DELETION_PROGRESS, {})  # posts nothing: no wait
         quiet = time.monotonic() - started
-        await events.emit(Step.DELETION_STARTED, {})
-        await events.emit(Step.DELETION_COMPLETED, {})
+        await events.emit(CleanupStep.DELETION_STARTED, {})
+        await events.emit(CleanupStep.DELETION_COMPLETED, {})
         spaced = time.monotonic() - started
 
     assert quiet < 0.2

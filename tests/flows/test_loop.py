@@ -4,7 +4,7 @@ Old history over the shipped automation's thresholds; the served metric probe
 (on its schedule) fires; ``janitor-cleanup-when-old-runs-pile-up`` runs the
 served ``database-cleanup`` deployment; a person approves through the API call
 the Prefect UI's form makes, or the AI reviewer approves (a scripted model
-with the real MCP tools, see ``reviewed_cleanup.py``); the runs are deleted;
+with the real MCP tools, see ``tests/helpers/reviewed_cleanup.py``); the runs are deleted;
 the shipped notification automations post every step to a Slack stand-in;
 and the next probe runs resolve both metrics. Nothing is called in-process
 but the seeding, the sync and the person's answer.
@@ -26,16 +26,16 @@ from uuid import UUID
 
 import httpx
 import pytest
-from cleanup_support import paused_cleanups, surviving
-from support import fresh_server, metric_filter, wait_for_events
 
-from flows.localserver import LocalServer, request
-from flows.seed import RunSpec, make_history
-from flows.serve import Served
-from flows.slackconsole import SlackConsole
-from triggers.sync import Mode, sync
+from flows.devstack.console import SlackConsole
+from flows.devstack.served import Served
+from flows.devstack.server import LocalServer, request
+from flows.history.seed import RunSpec, make_history
+from helpers import ROOT
+from helpers.cleanup import paused_cleanups, surviving
+from helpers.servers import fresh_server, metric_filter, wait_for_events
+from triggers.sync import Mode, sync_automations
 
-ROOT = Path(__file__).resolve().parents[2]
 FLOW = "janitor-loop"
 RULES = ("old-finished-runs", "log-rows")
 #: The shipped automation's thresholds, below the seeded history and above what is
@@ -113,7 +113,9 @@ def running(server: LocalServer, tmp_path: Path, approval: str, *serve_args: str
     try:
         served.start().wait()
         outcome = asyncio.run(
-            sync(ROOT / "automations", api_url=server.api_url, mode=Mode.APPLY, environ=environ)
+            sync_automations(
+                ROOT / "automations", api_url=server.api_url, mode=Mode.APPLY, environ=environ
+            )
         )
         assert outcome.error is None, outcome.error
         yield Loop(server, slack, history)
@@ -241,7 +243,7 @@ def test_a_person_approves_and_the_loop_closes(fresh: LocalServer, tmp_path: Pat
 
 
 def test_the_ai_approves_and_the_loop_closes(fresh: LocalServer, tmp_path: Path) -> None:
-    entrypoint = "tests/flows/reviewed_cleanup.py:database_cleanup"
+    entrypoint = "tests/helpers/reviewed_cleanup.py:database_cleanup"
     with running(fresh, tmp_path, "ai", "--cleanup-entrypoint", entrypoint) as loop:
         wait_for_messages(loop.slack, 8, timeout=180)
         found = messages(loop)

@@ -21,26 +21,27 @@ from uuid import UUID
 import httpx
 import pytest
 import sqlalchemy as sa
-from cleanup_support import RunCleanup, paused_cleanups, surviving
 from prefect.client.orchestration import PrefectClient
 from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from sqlalchemy.ext.asyncio import create_async_engine
-from support import wait_for_events
 
-import flows.reviewer as reviewer
-from flows.cleanup import Outcome
-from flows.config import AISettings
-from flows.deletion import DeletionFailed
-from flows.localserver import LocalServer
-from flows.seed import RunSpec, make_history
-from flows.slackconsole import SlackConsole
-from triggers.loader import load_bundle
-from triggers.sync import Mode, sync
+import flows.cleanup.reviewer as reviewer
+from flows.cleanup.config import AISettings
+from flows.cleanup.deletion import DeletionFailed
+from flows.cleanup.flow import CleanupOutcome
+from flows.devstack.console import SlackConsole
+from flows.devstack.server import LocalServer
+from flows.history.seed import RunSpec, make_history
+from helpers.cleanup import RunCleanup, paused_cleanups, surviving
+from helpers.servers import wait_for_events
+from triggers.load.bundle import load_bundle
+from triggers.sync import Mode, sync_automations
 
 pytestmark = pytest.mark.anyio
 
-AUTOMATIONS = os.path.join(os.path.dirname(__file__), "..", "..", "automations")
+from helpers import AUTOMATIONS  # noqa: E402
+
 STEPS_TAG = "cleanup-steps"  # the shipped automations that post the cleanup's steps
 OLD = timedelta(days=40)
 DELETION_STEPS = [
@@ -65,7 +66,7 @@ async def slack(api_url: str) -> AsyncIterator[SlackConsole]:
     console = SlackConsole(sink=lambda _line: None).start()
     environ = {**os.environ, "SLACK_WEBHOOK_URL": console.url}
     steps = load_bundle(Path(AUTOMATIONS), environ=environ).tagged(STEPS_TAG)
-    outcome = await sync(
+    outcome = await sync_automations(
         Path(AUTOMATIONS), api_url=api_url, mode=Mode.APPLY, only=steps, environ=environ
     )
     assert outcome.error is None, outcome.error
@@ -168,7 +169,7 @@ async def test_a_person_approves(
     await answer(server.api_url, paused, approve=True, notes="old & <b>done</b>", approver="alice")
     report = await running
 
-    assert report.outcome is Outcome.DELETED
+    assert report.outcome is CleanupOutcome.DELETED
     found = await messages(slack, server.api_url, paused, 4)
     assert steps(found) == ["janitor.approval.requested", *DELETION_STEPS]
     granted = text_of(found[1][1])
@@ -185,7 +186,7 @@ async def test_a_person_rejects(
     (paused,) = await paused_cleanups(server.api_url)
     await answer(server.api_url, paused, approve=False, notes="<!channel> not yet", approver="bo")
 
-    assert (await running).outcome is Outcome.REJECTED
+    assert (await running).outcome is CleanupOutcome.REJECTED
     found = await messages(slack, server.api_url, paused, 2)
     assert steps(found) == ["janitor.approval.requested", "janitor.approval.rejected"]
     rejected = text_of(found[1][1])
@@ -200,7 +201,7 @@ async def test_nobody_answers(
     await make_history(server.api_url, server.database_url, [RunSpec(flow_name, ago=OLD)])
     report = await run_cleanup(flows=[flow_name], approval="human", approval_timeout_seconds=5)
 
-    assert report.outcome is Outcome.TIMED_OUT
+    assert report.outcome is CleanupOutcome.TIMED_OUT
     assert report.flow_run_id is not None
     found = await messages(slack, server.api_url, report.flow_run_id, 2)
     assert steps(found) == ["janitor.approval.requested", "janitor.approval.timed-out"]
@@ -247,7 +248,7 @@ async def test_the_ai_approves(
     async with ai_model(monkeypatch, confidence=0.93):
         report = await run_cleanup(flows=[flow_name], approval="ai")
 
-    assert report.outcome is Outcome.DELETED
+    assert report.outcome is CleanupOutcome.DELETED
     assert report.flow_run_id is not None
     found = await messages(slack, server.api_url, report.flow_run_id, 4)
     assert steps(found) == ["janitor.approval.requested", *DELETION_STEPS]
@@ -275,7 +276,7 @@ async def test_an_unsure_ai_hands_over_to_a_person(
         await answer(server.api_url, paused, approve=True, approver="carol")
         report = await running
 
-    assert report.outcome is Outcome.DELETED
+    assert report.outcome is CleanupOutcome.DELETED
     found = await messages(slack, server.api_url, paused, 5)
     assert steps(found) == [
         "janitor.approval.requested",
@@ -358,7 +359,7 @@ async def test_nothing_to_do(
     await make_history(server.api_url, server.database_url, [RunSpec(flow_name, ago=OLD / 40)])
     report = await run_cleanup(flows=[flow_name], approval="human")
 
-    assert report.outcome is Outcome.NOTHING_TO_DO
+    assert report.outcome is CleanupOutcome.NOTHING_TO_DO
     assert report.flow_run_id is not None
     found = await messages(slack, server.api_url, report.flow_run_id, 1)
     assert steps(found) == ["janitor.cleanup.nothing-to-do"]

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import httpx
 import yaml
-from support import fresh_server
 
-from flows.config import RetentionConfig
-from flows.localserver import request
+from flows.cleanup.config import RetentionConfig
+from flows.devstack.server import request
 from flows.serve import deployments
-
-ROOT = Path(__file__).resolve().parents[2]
+from helpers import ROOT
+from helpers.servers import fresh_server
 
 
 def test_prefect_yaml_matches_the_served_deployments() -> None:

@@ -2,7 +2,7 @@
 
 Approving a real waiting cleanup with it is tested end to end by the demo
 (tests/scripts/test_stack.py); the checks it shares with the Slack app by
-tests/flows/test_slackapp.py.
+tests/flows/slack/test_app.py.
 """
 
 from __future__ import annotations
@@ -11,13 +11,12 @@ import os
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 
 import httpx
 
-from flows.localserver import LocalServer, free_port, request
-
-ROOT = Path(__file__).resolve().parents[2]
+from flows.devstack.processes import free_port
+from flows.devstack.server import LocalServer, request
+from helpers import ROOT
 
 
 def approve(*args: str, api_url: str) -> subprocess.CompletedProcess[str]:

@@ -8,16 +8,16 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
-from slack_support import ALICE, BOB, SECRET, click, form, signed
 
-from flows.localserver import free_port, stop_group
-from flows.slackapp import OPEN, SetupError, SlackAppSettings
+from flows.devstack.processes import free_port, stop_group
+from flows.errors import SlackSetupError
+from flows.slack.app import OPEN, SlackAppSettings
+from helpers import ROOT
+from helpers.slack import ALICE, BOB, SECRET, click, form, signed
 
-ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "slack_app.py"
 
 
@@ -40,7 +40,7 @@ def test_setup_errors_name_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"PREFECT_API_URL": ""}, "PREFECT_API_URL must be the Prefect server's API URL"),
         ({"PREFECT_API_URL": "127.0.0.1:4200"}, "(it is '127.0.0.1:4200')"),
     ]:
-        with pytest.raises(SetupError) as caught:
+        with pytest.raises(SlackSetupError) as caught:
             SlackAppSettings.from_environ({**complete, **change})
         assert fix in str(caught.value)
 
@@ -60,7 +60,7 @@ def test_the_script_refuses_to_start_without_its_secret() -> None:
         text=True,
         timeout=60,
     )
-    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.returncode == 5, result.stdout + result.stderr
     assert "SLACK_SIGNING_SECRET is not set" in result.stderr
     assert "PREFECT_API_URL" in result.stderr  # every problem at once, not one per attempt
     assert "JANITOR_SLACK_APPROVERS" not in result.stderr

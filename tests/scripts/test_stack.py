@@ -26,10 +26,9 @@ from typing import Any
 import httpx
 import pytest
 
-from flows.localserver import free_port, request
-from flows.stackfolder import group_alive
-
-ROOT = Path(__file__).resolve().parents[2]
+from flows.devstack.processes import free_port, group_alive
+from flows.devstack.server import request
+from helpers import ROOT
 
 
 class Terminal:

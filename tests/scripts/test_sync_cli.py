@@ -14,11 +14,12 @@ import httpx
 import pytest
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.actions import WorkPoolCreate
-from support import simple
 
-from flows.localserver import LocalServer, free_port, sqlite_url
+from flows.devstack.processes import free_port
+from flows.devstack.server import LocalServer, sqlite_url
+from helpers import ROOT
+from helpers.servers import simple
 
-ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "sync.py"
 
 

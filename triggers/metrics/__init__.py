@@ -1,34 +1,29 @@
-"""The metric catalog: what the probe can measure, by name.
+"""The metric contract shared by the spec, sync and the probe: leaves only.
 
-Each metric is a small class (name, unit, description, query, measurement);
-``CATALOG`` is the one list the spec validates against and the probe reads.
+What can be measured (the catalog, with units and query models), the rules
+sync publishes for the probe, and the events the probe emits. How each
+metric is measured lives with the probe (``flows.probe.measures``).
 """
 
-from __future__ import annotations
-
-from triggers.metrics.base import DatabaseAccess, Metric, MetricUnavailable, NoQuery, Source
-from triggers.metrics.database import DatabaseSize, TableRows
-from triggers.metrics.performance import FlowRunDuration, FlowRunLateness, FlowRunSuccessRate
-from triggers.metrics.runs import FlowRunCount, TaskRunCount
-
-CATALOG: dict[str, Metric] = {
-    metric.name: metric
-    for metric in (
-        DatabaseSize(),
-        TableRows(),
-        FlowRunCount(),
-        TaskRunCount(),
-        FlowRunLateness(),
-        FlowRunDuration(),
-        FlowRunSuccessRate(),
-    )
-}
+from triggers.metrics.catalog import CATALOG, Metric
+from triggers.metrics.events import FIRING, MEASURED, RESOLVED, UNAVAILABLE, metric_resource
+from triggers.metrics.queries import NoQuery, RunCountQuery, RunScope, TableQuery
+from triggers.metrics.rule import RULE_VARIABLE_PREFIX, STATE_VARIABLE_PREFIX, Operator, Rule
 
 __all__ = [
     "CATALOG",
-    "DatabaseAccess",
+    "FIRING",
+    "MEASURED",
+    "RESOLVED",
+    "RULE_VARIABLE_PREFIX",
+    "STATE_VARIABLE_PREFIX",
+    "UNAVAILABLE",
     "Metric",
-    "MetricUnavailable",
     "NoQuery",
-    "Source",
+    "Operator",
+    "Rule",
+    "RunCountQuery",
+    "RunScope",
+    "TableQuery",
+    "metric_resource",
 ]

@@ -1,0 +1,321 @@
+"""The database-cleanup flow: preview, approval, deletion, an event at every step.
+
+This is what the automations start. It takes the one cleanup slot, fixes the
+cutoff and measures what it would delete, asks for approval (a person, an AI
+reviewer, or nobody when the config says so), deletes in batches at most what
+was approved, and reports. Every step emits a ``janitor.*`` event that the
+notification automations turn into Slack messages.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from prefect import flow, get_client, get_run_logger
+from prefect.artifacts import (
+    acreate_markdown_artifact,
+    acreate_progress_artifact,
+    aupdate_progress_artifact,
+)
+from prefect.client.orchestration import PrefectClient
+from prefect.context import FlowRunContext
+from pydantic import BaseModel, Field
+
+from flows.cleanup.approval import Verdict, ask_human
+from flows.cleanup.config import RetentionConfig
+from flows.cleanup.deletion import DeletionFailed, DeletionProgress, delete_runs
+from flows.cleanup.preview import Preview, make_preview
+from flows.cleanup.selection import Selection, resolve
+from flows.cleanup.summary import Summary, preview_markdown, summary_markdown
+from flows.database import Database
+from flows.errors import Busy
+from flows.events import CleanupStep, StepEvents, Throttle
+from flows.lock import exclusive
+
+PROGRESS_EVERY_SECONDS = 3.0
+DEFAULTS = RetentionConfig()  # human approval, 30 days, terminal states, "keep" protected
+
+
+class CleanupOutcome(StrEnum):
+    """How a cleanup ended."""
+
+    DELETED = "deleted"
+    DRY_RUN = "dry-run"
+    NOTHING_TO_DO = "nothing-to-do"
+    REJECTED = "rejected"
+    TIMED_OUT = "timed-out"
+    SKIPPED = "skipped"
+
+
+class CleanupReport(BaseModel):
+    """What a cleanup did; the flow run's result."""
+
+    outcome: CleanupOutcome = Field(description="How the cleanup ended.")
+    flow_run_id: UUID | None = Field(None, description="The cleanup's own flow run.")
+    preview: Preview | None = Field(None, description="What it found to delete.")
+    verdict: Verdict | None = Field(None, description="How the approval ended.")
+    summary: Summary | None = Field(None, description="How the deletion went.")
+
+
+@flow(
+    name="database-cleanup",
+    description="Preview, approve and delete old flow runs; announce every step.",
+    retries=0,
+)
+async def database_cleanup(config: RetentionConfig = DEFAULTS) -> CleanupReport:
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:  # pragma: no cover - Prefect guarantees it
+        raise RuntimeError("database_cleanup must run as a Prefect flow")
+    run = context.flow_run
+    events = StepEvents(run.id, run.name, run.deployment_id)
+    async with get_client() as client:
+        try:
+            async with exclusive(client):
+                report = await _cleanup(config, client, events, run.id)
+        except Busy as busy:
+            get_run_logger().warning("skipped: %s", busy)
+            await events.emit(CleanupStep.SKIPPED, {"reason": str(busy)})
+            report = CleanupReport(outcome=CleanupOutcome.SKIPPED)
+        except DeletionFailed:
+            raise  # already announced as janitor.deletion.failed
+        except Exception as exc:
+            await events.emit(CleanupStep.FAILED, {"error": f"{type(exc).__name__}: {exc}"})
+            raise
+    report.flow_run_id = run.id
+    return report
+
+
+async def _cleanup(
+    config: RetentionConfig, client: PrefectClient, events: StepEvents, run_id: UUID
+) -> CleanupReport:
+    logger = get_run_logger()
+    selection = await resolve(config, client)
+    # Found even when deleting through the API: sizes and VACUUM need it too.
+    database, why = await Database.find(run_id)
+    deleter = database if config.deletion == "auto" else None
+    if config.deletion == "api":
+        why = "through the API (the config asks for it)"
+    elif database is None:
+        why = f"through the API: {why}"
+    logger.info("cutoff %s; deleting %s", selection.cutoff.isoformat(), why)
+
+    preview = await make_preview(client, selection, config.retention_days)
+    preview.database_bytes = await _size(database)
+    markdown = preview_markdown(preview, config.dry_run)
+    await acreate_markdown_artifact(
+        key="janitor-cleanup-preview", markdown=markdown, description="What this cleanup found"
+    )
+    payload = {**preview.model_dump(mode="json"), "dry_run": config.dry_run}
+    if preview.nothing_to_do:
+        logger.info("nothing to clean: no eligible runs ended before %s", preview.cutoff)
+        await events.emit(CleanupStep.NOTHING_TO_DO, payload)
+        return CleanupReport(outcome=CleanupOutcome.NOTHING_TO_DO, preview=preview)
+    await events.emit(CleanupStep.PREVIEWED, payload)
+    if config.dry_run:
+        logger.info("dry run: would delete %d runs", preview.to_delete)
+        return CleanupReport(outcome=CleanupOutcome.DRY_RUN, preview=preview)
+
+    verdict = await _approval(config, preview, markdown, events, client)
+    if not verdict.approved:
+        outcome = CleanupOutcome.TIMED_OUT if verdict.timed_out else CleanupOutcome.REJECTED
+        return CleanupReport(outcome=outcome, preview=preview, verdict=verdict)
+
+    summary = await _delete(
+        config, selection, verdict.approved_count, deleter, database, client, events
+    )
+    return CleanupReport(
+        outcome=CleanupOutcome.DELETED, preview=preview, verdict=verdict, summary=summary
+    )
+
+
+async def _approval(
+    config: RetentionConfig,
+    preview: Preview,
+    markdown: str,
+    events: StepEvents,
+    client: PrefectClient,
+) -> Verdict:
+    facts = _facts(preview)
+    if config.approval == "none":
+        verdict = Verdict(
+            approved=True, via="none", approver="config", approved_count=preview.to_delete
+        )
+        await events.emit(
+            CleanupStep.APPROVAL_GRANTED, {**verdict.model_dump(mode="json"), **facts}
+        )
+        return verdict
+    via = config.approval
+    if via == "ai":
+        await events.emit(
+            CleanupStep.APPROVAL_REQUESTED, {"via": "ai", "model": config.ai.model, **facts}
+        )
+        verdict, handover = await _ask_ai(config, markdown, preview.to_delete, client)
+        if handover is None:
+            return await _announce(verdict, events, facts)
+        get_run_logger().info("the AI reviewer handed over (%s); asking a human", handover)
+        facts = {**facts, "escalated": handover}
+    await events.emit(
+        CleanupStep.APPROVAL_REQUESTED,
+        {"via": "human", "timeout_seconds": config.approval_timeout_seconds, **facts},
+    )
+    verdict = await ask_human(markdown, config.approval_timeout_seconds, preview.to_delete)
+    return await _announce(verdict, events, facts)
+
+
+def _facts(preview: Preview) -> dict[str, Any]:
+    """What every approval message shows about the deletion being decided."""
+    return {
+        "to_delete": preview.to_delete,
+        "eligible": preview.eligible,
+        "protected": preview.protected,
+        "cutoff": preview.cutoff.isoformat(),
+        "by_state": preview.by_state,
+        "by_flow": [count.model_dump() for count in preview.by_flow[:5]],
+        "oldest_end": preview.oldest_end.isoformat() if preview.oldest_end else None,
+        "newest_end": preview.newest_end.isoformat() if preview.newest_end else None,
+        "retention_days": preview.retention_days,
+        "task_runs": preview.task_runs,
+        "logs": preview.logs,
+        "sample": [run.model_dump(mode="json") for run in preview.sample[:5]],
+    }
+
+
+async def _announce(verdict: Verdict, events: StepEvents, facts: dict[str, Any]) -> Verdict:
+    step = (
+        CleanupStep.APPROVAL_GRANTED
+        if verdict.approved
+        else CleanupStep.APPROVAL_TIMED_OUT
+        if verdict.timed_out
+        else CleanupStep.APPROVAL_REJECTED
+    )
+    await events.emit(step, {**verdict.model_dump(mode="json"), **facts})
+    return verdict
+
+
+async def _ask_ai(
+    config: RetentionConfig, markdown: str, to_delete: int, client: PrefectClient
+) -> tuple[Verdict, str | None]:
+    """The reviewer's verdict, and why it hands over to a person (unsure or failed), if it does."""
+    from flows.cleanup.reviewer import review_cleanup
+
+    review = await review_cleanup(markdown, config.ai, api_url=str(client.api_url))
+    decision = review.decision
+    verdict = Verdict(
+        approved=review.verdict == "approved",
+        via="ai",
+        approver=review.model,
+        confidence=decision.confidence if decision else None,
+        reasoning=decision.reasoning if decision else "",
+        concerns=list(decision.concerns) if decision else [],
+        error=review.error or "",
+        approved_count=to_delete if review.verdict == "approved" else 0,
+    )
+    if review.verdict != "escalate":
+        return verdict, None
+    if review.error or decision is None:
+        return verdict, review.error or "the review gave no decision"
+    leaning = "approve" if decision.approved else "reject"
+    return verdict, (
+        f"it would {leaning} with confidence {decision.confidence:.0%}, below the "
+        f"{config.ai.min_confidence:.0%} it needs to decide alone"
+    )
+
+
+async def _delete(
+    config: RetentionConfig,
+    selection: Selection,
+    approved: int,
+    deleter: Database | None,
+    database: Database | None,
+    client: PrefectClient,
+    events: StepEvents,
+) -> Summary:
+    logger = get_run_logger()
+    before = await _size(database)
+    await events.emit(
+        CleanupStep.DELETION_STARTED,
+        {
+            "approved": approved,
+            "cutoff": selection.cutoff.isoformat(),
+            "path": "database" if deleter else "api",
+        },
+    )
+    artifact = None
+    try:
+        artifact = await acreate_progress_artifact(
+            progress=0.0, key="janitor-cleanup-progress", description="Flow runs deleted, percent"
+        )
+    except Exception as exc:  # a missing artifact must not stop an approved deletion
+        logger.warning("no progress artifact (%s)", exc)
+    throttle = Throttle(PROGRESS_EVERY_SECONDS)
+
+    async def report(progress: DeletionProgress) -> None:
+        if not throttle.ready() and progress.deleted + progress.failed < approved:
+            return
+        logger.info("deleted %d of %d runs", progress.deleted, approved)
+        await events.emit(CleanupStep.DELETION_PROGRESS, _progress_payload(progress))
+        if artifact is not None:
+            await aupdate_progress_artifact(artifact, round(progress.fraction * 100, 1))
+
+    try:
+        progress = await delete_runs(
+            selection,
+            approved,
+            client=client,
+            database=deleter,
+            batch_size=config.batch_size,
+            on_progress=report,
+        )
+    except DeletionFailed as failure:
+        summary = Summary.of(failure.progress, bytes_before=before, error=str(failure))
+        await events.emit(CleanupStep.DELETION_FAILED, summary)
+        await acreate_markdown_artifact(
+            key="janitor-cleanup-summary", markdown=summary_markdown(summary)
+        )
+        raise
+    vacuum = ""
+    if config.reclaim_disk and database is not None:
+        try:
+            vacuum = await database.vacuum()
+        except Exception as exc:  # the runs are gone either way; say so and carry on
+            vacuum = f"failed: {type(exc).__name__}: {exc}"
+            logger.warning("reclaiming disk %s", vacuum)
+    after = await _size(database)
+    freed = before - after if before is not None and after is not None else None
+    summary = Summary.of(
+        progress, bytes_before=before, bytes_after=after, bytes_freed=freed, vacuum=vacuum
+    )
+    if config.reclaim_disk and database is None:
+        logger.info("reclaim_disk asked, but the database is not reachable from here")
+    logger.info(
+        "deleted %d runs (%d failed) in %.1f s, %.0f runs/s",
+        summary.deleted,
+        summary.failed,
+        summary.duration_seconds,
+        summary.runs_per_second,
+    )
+    await events.emit(CleanupStep.DELETION_COMPLETED, summary)
+    await acreate_markdown_artifact(
+        key="janitor-cleanup-summary", markdown=summary_markdown(summary)
+    )
+    return summary
+
+
+async def _size(database: Database | None) -> int | None:
+    if database is None:
+        return None
+    try:
+        return await database.size_bytes()
+    except Exception as exc:  # a figure for the report, never a reason to fail
+        get_run_logger().warning("could not measure the database (%s)", exc)
+        return None
+
+
+def _progress_payload(progress: DeletionProgress) -> dict[str, Any]:
+    return {
+        **progress.model_dump(mode="json"),
+        "percent": round(progress.fraction * 100, 1),
+        "runs_per_second": round(progress.runs_per_second, 1),
+    }

@@ -1,0 +1,265 @@
+"""Which flow runs a cleanup may delete: one definition for the API and the database.
+
+The safety invariants live here and nowhere else, whatever the config says:
+only terminal states, only runs that ended before a cutoff fixed when the
+preview was made, never a run carrying a protected tag. The API path and the
+in-process database path both build their queries from a ``Selection``, and a
+run is checked against it once more just before it is deleted.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterName,
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterDeploymentId,
+    FlowRunFilterEndTime,
+    FlowRunFilterId,
+    FlowRunFilterParentTaskRunId,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    FlowRunFilterTags,
+    WorkPoolFilter,
+    WorkPoolFilterName,
+    WorkQueueFilter,
+    WorkQueueFilterId,
+)
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.types._datetime import now
+
+from flows.cleanup.config import TERMINAL, RetentionConfig
+from flows.errors import ScopeError
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from prefect.server.database import PrefectDBInterface
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A resolved, frozen description of the runs a cleanup may delete."""
+
+    cutoff: datetime
+    states: tuple[str, ...]
+    protected_tags: tuple[str, ...] = ()
+    flow_ids: tuple[UUID, ...] | None = None
+    deployment_ids: tuple[UUID, ...] | None = None
+    tags: tuple[str, ...] | None = None
+    work_queue_ids: tuple[UUID, ...] | None = None
+    limit: int = 10_000
+    labels: dict[str, list[str]] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        unsafe = [state for state in self.states if state not in TERMINAL]
+        if unsafe or not self.states:
+            raise ValueError(f"a cleanup may only select terminal states, not {unsafe or 'none'}")
+        if self.cutoff.tzinfo is None:
+            raise ValueError("the cutoff must be timezone-aware")
+
+    @property
+    def empty_scope(self) -> bool:
+        """A scope that names work pools without queues matches nothing at all."""
+        return self.work_queue_ids == ()
+
+    def flow_run_filter(
+        self, *, only: list[UUID] | None = None, exclude: list[UUID] | None = None
+    ) -> FlowRunFilter:
+        """The server-side filter; protected tags cannot be negated in it, see ``is_deletable``."""
+        return FlowRunFilter(
+            id=(
+                FlowRunFilterId(any_=only, not_any_=exclude or None)
+                if only is not None or exclude
+                else None
+            ),
+            # Top-level runs only, as Prefect's own vacuum: a subflow run is judged with
+            # its parent (whose tags it does not inherit) and becomes top-level once the
+            # parent is deleted (the link is ON DELETE SET NULL).
+            parent_task_run_id=FlowRunFilterParentTaskRunId(is_null_=True),
+            state=FlowRunFilterState(
+                type=FlowRunFilterStateType(any_=[StateType(state) for state in self.states])
+            ),
+            end_time=FlowRunFilterEndTime(before_=self.cutoff, is_null_=False),
+            deployment_id=(
+                FlowRunFilterDeploymentId(any_=list(self.deployment_ids))
+                if self.deployment_ids is not None
+                else None
+            ),
+            tags=FlowRunFilterTags(any_=list(self.tags)) if self.tags else None,
+        )
+
+    def read_filters(
+        self, *, only: list[UUID] | None = None, exclude: list[UUID] | None = None
+    ) -> dict[str, Any]:
+        """Keyword arguments for ``read_flow_runs`` / ``count_flow_runs``."""
+        filters: dict[str, Any] = {
+            "flow_run_filter": self.flow_run_filter(only=only, exclude=exclude)
+        }
+        if self.flow_ids is not None:
+            filters["flow_filter"] = FlowFilter(id={"any_": list(self.flow_ids)})
+        if self.work_queue_ids is not None:
+            filters["work_queue_filter"] = WorkQueueFilter(
+                id=WorkQueueFilterId(any_=list(self.work_queue_ids))
+            )
+        return filters
+
+    def protected_filters(self) -> dict[str, Any]:
+        """The scope with its tag condition swapped for "carries a protected tag".
+
+        A filter cannot say "any scope tag and any protected tag" at once, so a
+        caller counting protected runs in a tag scope also checks ``in_tag_scope``.
+        """
+        filters = self.read_filters()
+        filters["flow_run_filter"].tags = FlowRunFilterTags(any_=list(self.protected_tags))
+        return filters
+
+    def in_tag_scope(self, run: FlowRun) -> bool:
+        return not self.tags or bool(set(self.tags) & set(run.tags))
+
+    def is_deletable(self, run: FlowRun) -> bool:
+        """The last check before a run is deleted, on what the server just returned."""
+        state = run.state_type.value if run.state_type else None
+        if state not in self.states or run.end_time is None or run.end_time >= self.cutoff:
+            return False
+        if any(tag in self.protected_tags for tag in run.tags):
+            return False
+        if run.parent_task_run_id is not None:
+            return False
+        if self.flow_ids is not None and run.flow_id not in self.flow_ids:
+            return False
+        if self.deployment_ids is not None and run.deployment_id not in self.deployment_ids:
+            return False
+        if not self.in_tag_scope(run):
+            return False
+        return not (
+            self.work_queue_ids is not None and run.work_queue_id not in self.work_queue_ids
+        )
+
+    def sql_condition(self, db: PrefectDBInterface) -> sa.ColumnElement[bool]:
+        """The same selection as one SQL condition, protected tags included."""
+        import sqlalchemy as sa
+        from prefect.server.schemas import filters as server
+
+        run_filter = server.FlowRunFilter.model_validate(
+            self.flow_run_filter().model_dump(mode="json", exclude_none=True)
+        )
+        conditions: list[sa.ColumnElement[bool]] = [
+            run_filter.as_sql_filter(),
+            db.FlowRun.end_time.is_not(None),
+            db.FlowRun.end_time < self.cutoff,
+            db.FlowRun.state_type.in_(self.states),
+        ]
+        if self.protected_tags:
+            protected = server.FlowRunFilterTags(any_=list(self.protected_tags))
+            conditions.append(sa.not_(protected.as_sql_filter()))
+        if self.flow_ids is not None:
+            conditions.append(db.FlowRun.flow_id.in_(self.flow_ids))
+        if self.work_queue_ids is not None:
+            conditions.append(db.FlowRun.work_queue_id.in_(self.work_queue_ids))
+        return sa.and_(*conditions)
+
+
+async def resolve(
+    config: RetentionConfig, client: PrefectClient, at: datetime | None = None
+) -> Selection:
+    """Turn the config's names into ids and fix the cutoff; unknown names are errors."""
+    cutoff = (at or now("UTC")) - timedelta(days=config.retention_days)
+    labels: dict[str, list[str]] = {}
+    flow_ids = deployment_ids = queue_ids = None
+    if config.flows:
+        flows = await client.read_flows(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=config.flows))
+        )
+        found = {flow.name: flow.id for flow in flows}
+        await _require(client, "flow", config.flows, found)
+        flow_ids = tuple(found[name] for name in config.flows)
+        labels["flows"] = list(config.flows)
+    if config.deployments:
+        deployment_ids = tuple(await _deployment_ids(client, config.deployments))
+        labels["deployments"] = list(config.deployments)
+    if config.work_pools:
+        pools = await client.read_work_pools(
+            work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=config.work_pools))
+        )
+        await _require(
+            client, "work pool", config.work_pools, {pool.name: pool.id for pool in pools}
+        )
+        queues: list[UUID] = []
+        for pool in config.work_pools:
+            queues.extend(queue.id for queue in await client.read_work_queues(work_pool_name=pool))
+        queue_ids = tuple(queues)
+        labels["work_pools"] = list(config.work_pools)
+    if config.tags:
+        labels["tags"] = list(config.tags)
+    return Selection(
+        cutoff=cutoff,
+        states=tuple(state.value for state in config.states),
+        protected_tags=tuple(config.protected_tags),
+        flow_ids=flow_ids,
+        deployment_ids=deployment_ids,
+        tags=tuple(config.tags) or None,
+        work_queue_ids=queue_ids,
+        limit=config.max_runs,
+        labels=labels,
+    )
+
+
+async def _deployment_ids(client: PrefectClient, names: list[str]) -> list[UUID]:
+    wanted = [name.split("/", 1) for name in names]
+    deployments = await client.read_deployments(
+        deployment_filter=DeploymentFilter(
+            name=DeploymentFilterName(any_=sorted({deployment for _, deployment in wanted}))
+        ),
+        flow_filter=FlowFilter(name=FlowFilterName(any_=sorted({flow for flow, _ in wanted}))),
+    )
+    flows = (
+        {
+            flow.id: flow.name
+            for flow in await client.read_flows(
+                flow_filter=FlowFilter(id={"any_": list({d.flow_id for d in deployments})})
+            )
+        }
+        if deployments
+        else {}
+    )
+    found = {f"{flows.get(d.flow_id)}/{d.name}": d.id for d in deployments}
+    await _require(client, "deployment", names, found)
+    return [found[name] for name in names]
+
+
+async def _require(
+    client: PrefectClient, kind: str, names: list[str], found: dict[str, UUID]
+) -> None:
+    missing = [name for name in names if name not in found]
+    if not missing:
+        return
+    known = await _known_names(client, kind)
+    hints = []
+    for name in missing:
+        close = difflib.get_close_matches(name, known, n=3)
+        hints.append(
+            f"{name!r}" + (f" (did you mean {', '.join(map(repr, close))}?)" if close else "")
+        )
+    raise ScopeError(
+        f"the cleanup's config names {kind}s the server does not have: {', '.join(hints)}",
+        f"fix the '{kind.replace(' ', '_')}s' parameter of the cleanup (names are case-sensitive)",
+    )
+
+
+async def _known_names(client: PrefectClient, kind: str) -> list[str]:
+    if kind == "flow":
+        return [flow.name for flow in await client.read_flows(limit=200)]
+    if kind == "work pool":
+        return [pool.name for pool in await client.read_work_pools(limit=200)]
+    deployments = await client.read_deployments(limit=200)
+    flows = {flow.id: flow.name for flow in await client.read_flows(limit=200)}
+    return [f"{flows.get(d.flow_id, '?')}/{d.name}" for d in deployments]

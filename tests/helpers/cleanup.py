@@ -1,0 +1,123 @@
+"""Helpers for tests that run the real cleanup flow against the session's real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.filters import (
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import StateType
+from prefect.settings import (
+    PREFECT_API_DATABASE_CONNECTION_URL,
+    PREFECT_API_URL,
+    temporary_settings,
+)
+
+from flows.cleanup.flow import CleanupReport
+from flows.devstack.server import LocalServer
+from flows.lock import LIMIT_NAME
+from helpers.servers import wait_for_events
+
+RunCleanup = Callable[..., Coroutine[Any, Any, CleanupReport]]
+
+
+@asynccontextmanager
+async def against(
+    server: LocalServer, path: str, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[None]:
+    """Point Prefect at ``server``; with path "database", let the flow reach its database."""
+    updates: dict[Any, Any] = {PREFECT_API_URL: server.api_url}
+    if path == "database":
+        monkeypatch.setenv("PREFECT_SERVER_DATABASE_CONNECTION_URL", server.database_url)
+        updates[PREFECT_API_DATABASE_CONNECTION_URL] = server.database_url
+    else:
+        monkeypatch.delenv("PREFECT_SERVER_DATABASE_CONNECTION_URL", raising=False)
+        monkeypatch.delenv("PREFECT_API_DATABASE_CONNECTION_URL", raising=False)
+    await drain_services()
+    _forget_database()
+    try:
+        with temporary_settings(updates=updates):
+            yield
+    finally:
+        await drain_services()
+
+
+def _forget_database() -> None:
+    """Prefect keeps the first database it was pointed at for the process; tests use two."""
+    from prefect.server.database.dependencies import MODELS_DEPENDENCIES
+
+    for key in ("database_config", "query_components", "orm", "interface_class"):
+        MODELS_DEPENDENCIES[key] = None
+
+
+async def drain_services() -> None:
+    """Prefect's background services bind to the API URL they first saw; the tests
+    switch servers, so flush and stop them (events included) when switching."""
+    from prefect.concurrency.services import ConcurrencySlotAcquisitionWithLeaseService
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for service in (EventsWorker, APILogWorker, ConcurrencySlotAcquisitionWithLeaseService):
+        await service.drain_all(timeout=30)  # type: ignore[misc]
+
+
+def release_slot(api_url: str, name: str = LIMIT_NAME) -> None:
+    """Free a concurrency slot a killed run may have left taken (the cleanup's by default)."""
+    with httpx.Client(base_url=api_url, timeout=30) as client:
+        response = client.patch(f"/v2/concurrency_limits/{name}", json={"active_slots": 0})
+        assert response.status_code in (204, 404), response.text
+
+
+async def surviving(api_url: str, ids: list[UUID]) -> set[UUID]:
+    async with PrefectClient(api_url) as client:
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+        runs = await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)), limit=len(ids) or 1
+        )
+    return {run.id for run in runs}
+
+
+async def events_of(
+    api_url: str, flow_run_id: UUID, expect: str, timeout: float = 30
+) -> list[dict[str, Any]]:
+    """The janitor events about one cleanup, once ``expect`` has been persisted."""
+    return await wait_for_events(
+        api_url,
+        {"any_resource": {"id": [f"janitor.cleanup.{flow_run_id}"]}},
+        lambda found: any(event["event"] == expect for event in found),
+        timeout,
+    )
+
+
+def names(events: list[dict]) -> list[str]:
+    return [event["event"] for event in events]
+
+
+async def paused_cleanups(api_url: str, count: int = 1, timeout: float = 60) -> list[UUID]:
+    """Wait until ``count`` cleanup runs are paused, waiting for their approval form."""
+    deadline = time.monotonic() + timeout
+    async with PrefectClient(api_url) as client:
+        while True:
+            runs = await client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=["database-cleanup"])),
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
+                ),
+            )
+            if len(runs) >= count or time.monotonic() > deadline:
+                return [run.id for run in runs]
+            await asyncio.sleep(0.3)
