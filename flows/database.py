@@ -57,16 +57,46 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """One locking transaction (SQLite: BEGIN IMMEDIATE), like Prefect's own vacuum."""
+        """One locking transaction (SQLite: BEGIN IMMEDIATE), like Prefect's own vacuum.
+
+        On PostgreSQL it runs on a connection of its own without the 10 s statement
+        timeout Prefect's sessions carry (``server.database.timeout``): a batch whose
+        log or event delete is large must finish, not fail on the very databases a
+        cleanup is for. On SQLite a lock held by another writer is waited for up to
+        Prefect's timeout, then raised; the deletion retries the batch.
+        """
+        async with self._session(begin=True) as session:
+            yield session
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads that may be long (a manifest of a million runs)."""
+        async with self._session(begin=False) as session:
+            yield session
+
+    @asynccontextmanager
+    async def _session(self, begin: bool) -> AsyncIterator[AsyncSession]:
         import sqlalchemy as sa
 
-        async with self.db.session_context(begin_transaction=True, with_for_update=True) as session:
-            if self.dialect == "sqlite":
+        if self.dialect != "postgresql":
+            async with self.db.session_context(
+                begin_transaction=begin, with_for_update=begin
+            ) as session:
                 # Prefect gives every SQLite connection an 80 MB page cache; a cleanup
                 # streaming through the tables once gains little from it, so keep its
                 # memory flat and small whatever the size of the database.
                 await session.execute(sa.text(f"PRAGMA cache_size = -{SQLITE_CACHE_KB}"))
-            yield session
+                yield session
+            return
+        from sqlalchemy.ext.asyncio import AsyncSession
+
+        engine = await self._maintenance_engine()
+        async with AsyncSession(engine, expire_on_commit=False) as session:
+            if begin:
+                async with session.begin():
+                    yield session
+            else:
+                yield session
 
     @property
     def connection_url(self) -> str:

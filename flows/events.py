@@ -56,6 +56,7 @@ class StepEvents:
         deployment_id: UUID | None = None,
     ) -> None:
         self.flow_run_id = flow_run_id
+        self.deployment_id = deployment_id
         self.resource = {
             "prefect.resource.id": cleanup_resource(flow_run_id),
             "prefect.resource.name": flow_run_name or "database-cleanup",

@@ -43,6 +43,8 @@ Filterable = Literal[
     "work_queues",
 ]
 _READ_SUFFIXES = ("/filter", "/count", "/paginate")
+_RETRIED = {408, 429, 502, 503}
+"""Statuses Prefect's client retries by itself."""
 
 
 def is_write(method: str, path: str) -> bool:
@@ -102,23 +104,21 @@ async def bulk_delete_flow_runs(
 
 
 async def filter_variables(
-    client: PrefectClient, prefix: str, tags: list[str]
+    client: PrefectClient, prefix: str, tags: list[str] | None = None
 ) -> list[dict[str, Any]]:
-    """Variables whose name starts with ``prefix`` and that carry every tag of ``tags``.
+    """Variables whose name starts with ``prefix`` (and that carry every tag of ``tags``).
 
     The client's ``read_variables`` filters on nothing, and a server holds any number.
     """
     found: list[dict[str, Any]] = []
+    variables: dict[str, Any] = {"name": {"like_": prefix}}
+    if tags:
+        variables["tags"] = {"all_": tags}
     while True:
         page = await _post(
             client,
             "/variables/filter",
-            {
-                "variables": {"name": {"like_": prefix}, "tags": {"all_": tags}},
-                "sort": "NAME_ASC",
-                "limit": PAGE,
-                "offset": len(found),
-            },
+            {"variables": variables, "sort": "NAME_ASC", "limit": PAGE, "offset": len(found)},
         )
         found.extend(page)
         if len(page) < PAGE:
@@ -141,10 +141,15 @@ class Api:
             self.url,
             api_key=PREFECT_API_KEY.value(),
             auth_string=PREFECT_API_AUTH_STRING.value(),
-            httpx_settings={"event_hooks": {"request": [self._count]}},
+            httpx_settings={"event_hooks": {"response": [self._count]}},
         )
 
-    async def _count(self, request: httpx.Request) -> None:
+    async def _count(self, response: httpx.Response) -> None:
+        """Count each request once: an answer Prefect's client will retry (a busy SQLite
+        server's 503, say) is not the request's answer, its last attempt's is."""
+        if response.status_code in _RETRIED:
+            return
+        request = response.request
         path = request.url.path
         prefix = httpx.URL(self.url).path.rstrip("/")
         self.requests[f"{request.method} {path.removeprefix(prefix) or '/'}"] += 1

@@ -112,7 +112,11 @@ class RetentionConfig(BaseModel):
     protected_tags: list[str] = Field(
         default_factory=lambda: ["keep"],
         title="Protected tags",
-        description="A run carrying any of these tags is never deleted.",
+        description=(
+            "A run carrying a tag that matches any of these is never deleted. Matching "
+            "ignores case (keep protects Keep and KEEP); * and ? are wildcards (keep* "
+            "protects keep-forever). The deployment's own protected tags always apply too."
+        ),
     )
     max_runs: int = Field(
         10_000,
@@ -201,6 +205,16 @@ class RetentionConfig(BaseModel):
         if any(not item for item in cleaned):
             raise ValueError("empty names are not allowed; remove the blank entry")
         return list(dict.fromkeys(cleaned))
+
+    @field_validator("protected_tags")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            if "[" in pattern or "]" in pattern:
+                raise ValueError(
+                    f"protected tag {pattern!r}: only * and ? are wildcards; remove [ ]"
+                )
+        return value
 
     @field_validator("deployments")
     @classmethod

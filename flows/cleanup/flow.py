@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 from flows.cleanup.approval import Verdict, ask_human
 from flows.cleanup.config import RetentionConfig
 from flows.cleanup.deletion import DeletionFailed, DeletionProgress, delete_runs
+from flows.cleanup.manifest import Manifest, make_manifest
 from flows.cleanup.preview import Preview, make_preview
 from flows.cleanup.selection import Selection, resolve
 from flows.cleanup.summary import Summary, preview_markdown, summary_markdown
@@ -72,7 +73,7 @@ async def database_cleanup(config: RetentionConfig = DEFAULTS) -> CleanupReport:
     events = StepEvents(run.id, run.name, run.deployment_id)
     async with get_client() as client:
         try:
-            async with exclusive(client):
+            async with exclusive(client, flow_run_id=run.id):
                 report = await _cleanup(config, client, events, run.id)
         except Busy as busy:
             get_run_logger().warning("skipped: %s", busy)
@@ -91,7 +92,7 @@ async def _cleanup(
     config: RetentionConfig, client: PrefectClient, events: StepEvents, run_id: UUID
 ) -> CleanupReport:
     logger = get_run_logger()
-    selection = await resolve(config, client)
+    selection = await resolve(config, client, deployment_id=events.deployment_id)
     # Found even when deleting through the API: sizes and VACUUM need it too.
     database, why = await Database.find(run_id)
     deleter = database if config.deletion == "auto" else None
@@ -102,6 +103,8 @@ async def _cleanup(
     logger.info("cutoff %s; deleting %s", selection.cutoff.isoformat(), why)
 
     preview = await make_preview(client, selection, config.retention_days)
+    manifest = await make_manifest(selection, client, database)
+    preview.to_delete, preview.manifest_hash = len(manifest), manifest.hash
     preview.database_bytes = await _size(database)
     markdown = preview_markdown(preview, config.dry_run)
     await acreate_markdown_artifact(
@@ -122,9 +125,7 @@ async def _cleanup(
         outcome = CleanupOutcome.TIMED_OUT if verdict.timed_out else CleanupOutcome.REJECTED
         return CleanupReport(outcome=outcome, preview=preview, verdict=verdict)
 
-    summary = await _delete(
-        config, selection, verdict.approved_count, deleter, database, client, events
-    )
+    summary = await _delete(config, selection, manifest, deleter, database, client, events)
     return CleanupReport(
         outcome=CleanupOutcome.DELETED, preview=preview, verdict=verdict, summary=summary
     )
@@ -226,18 +227,20 @@ async def _ask_ai(
 async def _delete(
     config: RetentionConfig,
     selection: Selection,
-    approved: int,
+    manifest: Manifest,
     deleter: Database | None,
     database: Database | None,
     client: PrefectClient,
     events: StepEvents,
 ) -> Summary:
     logger = get_run_logger()
+    approved = len(manifest)
     before = await _size(database)
     await events.emit(
         CleanupStep.DELETION_STARTED,
         {
             "approved": approved,
+            "manifest_hash": manifest.hash,
             "cutoff": selection.cutoff.isoformat(),
             "path": "database" if deleter else "api",
         },
@@ -252,7 +255,7 @@ async def _delete(
     throttle = Throttle(PROGRESS_EVERY_SECONDS)
 
     async def report(progress: DeletionProgress) -> None:
-        if not throttle.ready() and progress.deleted + progress.failed < approved:
+        if not throttle.ready() and progress.done < approved:
             return
         logger.info("deleted %d of %d runs", progress.deleted, approved)
         await events.emit(CleanupStep.DELETION_PROGRESS, _progress_payload(progress))
@@ -262,7 +265,7 @@ async def _delete(
     try:
         progress = await delete_runs(
             selection,
-            approved,
+            manifest,
             client=client,
             database=deleter,
             batch_size=config.batch_size,

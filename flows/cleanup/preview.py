@@ -75,6 +75,9 @@ class Preview(BaseModel):
     task_runs: int = Field(description="Estimated task runs deleted with them.")
     logs: int = Field(description="Estimated log lines deleted with them.")
     database_bytes: int | None = Field(None, description="Database size now, when measurable.")
+    manifest_hash: str = Field(
+        "", description="The hash of the manifest: exactly the runs an approval lets go."
+    )
 
     @property
     def nothing_to_do(self) -> bool:
@@ -105,7 +108,7 @@ async def make_preview(
         deployments = await _by_deployment(client, selection, protected)
         sample = await _first_runs(client, selection)
         newest = await _newest_end(client, selection)
-        task_runs, logs = await _children(client, selection, sample, eligible)
+        task_runs, logs = await _children(client, selection, sample, eligible, protected)
     to_delete = min(eligible, selection.limit)
     return Preview(
         cutoff=selection.cutoff,
@@ -135,20 +138,22 @@ class _Tally:
         self.states: Counter[str] = Counter()
         self.flows: Counter[UUID] = Counter()
         self.deployments: Counter[UUID | None] = Counter()
+        self.ids: list[UUID] = []
 
 
 async def _protected_tally(client: PrefectClient, selection: Selection) -> _Tally:
     tally = _Tally()
     if not selection.protected_tags:
         return tally
-    filters = selection.protected_filters()
+    filters = selection.tagged_filters()
     offset = 0
     while True:
         page = await client.read_flow_runs(
             **filters, sort=FlowRunSort.ID_DESC, limit=PAGE, offset=offset
         )
         for run in page:
-            if selection.in_tag_scope(run):
+            if selection.in_tag_scope(run) and selection.is_protected(run.tags):
+                tally.ids.append(run.id)
                 tally.runs += 1
                 tally.states[run.state_type.value if run.state_type else ""] += 1
                 tally.flows[run.flow_id] += 1
@@ -228,7 +233,11 @@ async def _newest_end(client: PrefectClient, selection: Selection) -> datetime |
 
 
 async def _children(
-    client: PrefectClient, selection: Selection, sample: list[FlowRun], eligible: int
+    client: PrefectClient,
+    selection: Selection,
+    sample: list[FlowRun],
+    eligible: int,
+    protected: _Tally,
 ) -> tuple[float, float]:
     """Task runs are counted (protected runs' subtracted); logs are estimated from the sample."""
     if selection.work_queue_ids is not None:
@@ -239,11 +248,14 @@ async def _children(
         task_runs = per_run * eligible
     else:
         task_runs = await _count_task_runs(client, selection.read_filters())
-    if selection.protected_tags and selection.work_queue_ids is None:
-        protected = await _count_task_runs(client, selection.protected_filters())
-        # In a tag scope the protected count may include runs outside the scope's tags;
-        # never let that push the estimate below zero.
-        task_runs = max(0, task_runs - protected)
+    if protected.ids and selection.work_queue_ids is None:
+        kept = 0
+        for start in range(0, len(protected.ids), PAGE):
+            ids = protected.ids[start : start + PAGE]
+            kept += await _count_task_runs(
+                client, {"flow_run_filter": FlowRunFilter(id=FlowRunFilterId(any_=ids))}
+            )
+        task_runs = max(0, task_runs - kept)
     logs = 0.0
     if sample:
         sample_logs = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id for run in sample]))

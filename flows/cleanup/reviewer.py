@@ -35,6 +35,7 @@ from pydantic_ai.exceptions import (
 from pydantic_ai.models import Model
 from pydantic_ai.toolsets import AbstractToolset
 
+from flows.cleanup.brief import RULES, fenced, question
 from flows.cleanup.config import AISettings
 
 #: The only MCP tools the agent may see or call. The server can also offer docs-proxy tools
@@ -175,8 +176,8 @@ def build_agent(
         model,
         name="cleanup-reviewer",  # prefixes some Prefect task names
         output_type=CleanupDecision,
-        instructions=SYSTEM_PROMPT,
-        toolsets=[prefect_toolset(api_url)],
+        instructions=f"{SYSTEM_PROMPT}\n{RULES}",
+        toolsets=[fenced(prefect_toolset(api_url))],
         retries=2,  # per tool and for the output: a model that keeps erring fails the review
         capabilities=[PrefectDurability(model_task_config=model_task, mcp_task_config=mcp_task)],
     )
@@ -209,7 +210,9 @@ async def review_cleanup(
     limit = float(timeout if timeout is not None else settings.timeout_seconds)
     try:
         agent = build_agent(chosen, api_url, timeout=limit)
-        result = await agent.run(brief, timeout=limit, usage_limits=UsageLimits(request_limit=30))
+        result = await agent.run(
+            question(brief), timeout=limit, usage_limits=UsageLimits(request_limit=30)
+        )
     except Exception as exc:  # fail closed, whatever broke
         fallback: ReviewAnswer = "escalate" if settings.on_low_confidence == "human" else "rejected"
         return Review(verdict=fallback, error=describe_failure(exc, limit), model=name)

@@ -10,8 +10,10 @@ run is checked against it once more just before it is deleted.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -35,6 +37,7 @@ from prefect.client.schemas.filters import (
     WorkQueueFilterId,
 )
 from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.exceptions import ObjectNotFound
 from prefect.types._datetime import now
 
 from flows.cleanup.config import TERMINAL, RetentionConfig
@@ -112,25 +115,35 @@ class Selection:
             )
         return filters
 
-    def protected_filters(self) -> dict[str, Any]:
-        """The scope with its tag condition swapped for "carries a protected tag".
+    def tagged_filters(self) -> dict[str, Any]:
+        """The scope, narrowed to runs that carry tags: where protected runs are.
 
-        A filter cannot say "any scope tag and any protected tag" at once, so a
-        caller counting protected runs in a tag scope also checks ``in_tag_scope``.
+        Protected tags are patterns matched without regard to case, which no
+        server-side filter can say, so a caller reads these runs and checks
+        ``is_protected``, and ``in_tag_scope`` when the scope names tags.
         """
         filters = self.read_filters()
-        filters["flow_run_filter"].tags = FlowRunFilterTags(any_=list(self.protected_tags))
+        filters["flow_run_filter"].tags = FlowRunFilterTags(is_null_=False)
         return filters
 
     def in_tag_scope(self, run: FlowRun) -> bool:
         return not self.tags or bool(set(self.tags) & set(run.tags))
+
+    def is_protected(self, tags: Iterable[str]) -> bool:
+        """Whether any tag matches a protected pattern (``keep``, ``keep*``, ``pin-?``),
+        ignoring case: ``Keep`` and ``KEEP`` are as protected as ``keep``."""
+        return any(
+            fnmatchcase(tag.lower(), pattern.lower())
+            for tag in tags
+            for pattern in self.protected_tags
+        )
 
     def is_deletable(self, run: FlowRun) -> bool:
         """The last check before a run is deleted, on what the server just returned."""
         state = run.state_type.value if run.state_type else None
         if state not in self.states or run.end_time is None or run.end_time >= self.cutoff:
             return False
-        if any(tag in self.protected_tags for tag in run.tags):
+        if self.is_protected(run.tags):
             return False
         if run.parent_task_run_id is not None:
             return False
@@ -159,19 +172,50 @@ class Selection:
             db.FlowRun.state_type.in_(self.states),
         ]
         if self.protected_tags:
-            protected = server.FlowRunFilterTags(any_=list(self.protected_tags))
-            conditions.append(sa.not_(protected.as_sql_filter()))
+            conditions.append(sa.not_(self._protected_sql(db)))
         if self.flow_ids is not None:
             conditions.append(db.FlowRun.flow_id.in_(self.flow_ids))
         if self.work_queue_ids is not None:
             conditions.append(db.FlowRun.work_queue_id.in_(self.work_queue_ids))
         return sa.and_(*conditions)
 
+    def _protected_sql(self, db: PrefectDBInterface) -> sa.ColumnElement[bool]:
+        """``is_protected`` in SQL: a tag of the run matches a pattern, ignoring case."""
+        import sqlalchemy as sa
+
+        dialect = db.database_config.connection_url.split(":", 1)[0].split("+", 1)[0]
+        if dialect == "postgresql":
+            tags = sa.func.jsonb_array_elements_text(db.FlowRun.tags).table_valued("value")
+            matches = [
+                sa.func.lower(tags.c.value).like(_like(pattern.lower()), escape="\\")
+                for pattern in self.protected_tags
+            ]
+        else:
+            tags = sa.func.json_each(db.FlowRun.tags).table_valued("value")
+            matches = [
+                sa.func.lower(tags.c.value).op("GLOB")(pattern.lower())
+                for pattern in self.protected_tags
+            ]
+        return sa.exists(sa.select(sa.literal(1)).select_from(tags).where(sa.or_(*matches)))
+
+
+def _like(pattern: str) -> str:
+    """A glob pattern (``*``, ``?``) as a LIKE pattern, LIKE's own wildcards escaped."""
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")
+
 
 async def resolve(
-    config: RetentionConfig, client: PrefectClient, at: datetime | None = None
+    config: RetentionConfig,
+    client: PrefectClient,
+    at: datetime | None = None,
+    deployment_id: UUID | None = None,
 ) -> Selection:
-    """Turn the config's names into ids and fix the cutoff; unknown names are errors."""
+    """Turn the config's names into ids and fix the cutoff; unknown names are errors.
+
+    ``deployment_id`` is the cleanup's own deployment, whose protected tags apply
+    whatever config the run was given (see ``deployment_protection``).
+    """
     cutoff = (at or now("UTC")) - timedelta(days=config.retention_days)
     labels: dict[str, list[str]] = {}
     flow_ids = deployment_ids = queue_ids = None
@@ -203,7 +247,11 @@ async def resolve(
     return Selection(
         cutoff=cutoff,
         states=tuple(state.value for state in config.states),
-        protected_tags=tuple(config.protected_tags),
+        protected_tags=tuple(
+            dict.fromkeys(
+                [*config.protected_tags, *await deployment_protection(client, deployment_id)]
+            )
+        ),
         flow_ids=flow_ids,
         deployment_ids=deployment_ids,
         tags=tuple(config.tags) or None,
@@ -211,6 +259,27 @@ async def resolve(
         limit=config.max_runs,
         labels=labels,
     )
+
+
+async def deployment_protection(client: PrefectClient, deployment_id: UUID | None) -> list[str]:
+    """The protected tags set on the cleanup's deployment (``parameters.config``).
+
+    Prefect merges a run's parameters with the deployment's by name only, and the
+    cleanup takes one parameter, ``config``: an automation passing its own config
+    replaces the deployment's whole. Protection may only grow, so the
+    deployment's protected tags are added to whatever the run was given.
+    """
+    if deployment_id is None:
+        return []
+    try:
+        deployment = await client.read_deployment(deployment_id)
+    except ObjectNotFound:
+        return []
+    own = (deployment.parameters or {}).get("config")
+    tags = own.get("protected_tags") if isinstance(own, dict) else None
+    if not isinstance(tags, list):
+        return []
+    return RetentionConfig.model_validate({"protected_tags": tags}).protected_tags
 
 
 async def _deployment_ids(client: PrefectClient, names: list[str]) -> list[UUID]:

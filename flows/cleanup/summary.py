@@ -8,14 +8,17 @@ from pydantic import BaseModel, Field
 
 from flows.cleanup.deletion import DeletionProgress
 from flows.cleanup.preview import Preview
+from triggers.units import Unit, human
 
 
 class Summary(BaseModel):
     """How a deletion went; the payload of ``janitor.deletion.completed``/``failed``."""
 
     approved: int = Field(description="Runs approved for deletion.")
-    deleted: int = Field(description="Runs deleted.")
+    deleted: int = Field(description="Runs of the manifest deleted.")
+    skipped: int = Field(0, description="Runs of the manifest that no longer qualified, or gone.")
     failed: int = Field(description="Runs whose delete failed.")
+    unconfirmed: int = Field(0, description="Runs asked for whose deletion no answer confirmed.")
     duration_seconds: float = Field(description="Wall time of the deletion.")
     runs_per_second: float = Field(description="deleted / duration.")
     path: str = Field(description="database, api-bulk or api-per-run.")
@@ -30,7 +33,9 @@ class Summary(BaseModel):
         return cls(
             approved=progress.target,
             deleted=progress.deleted,
+            skipped=progress.skipped,
             failed=progress.failed,
+            unconfirmed=progress.unconfirmed,
             duration_seconds=round(progress.elapsed_seconds, 3),
             runs_per_second=round(progress.runs_per_second, 1),
             path=progress.path,
@@ -43,14 +48,8 @@ def _when(moment: datetime | None) -> str:
 
 
 def _size(value: int | None) -> str:
-    if value is None:
-        return "-"
-    size = float(value)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return str(value)
+    """Bytes as a person reads them, in binary units: 1.5 KiB, 10.0 MiB."""
+    return "-" if value is None else human(value, Unit.BYTES)
 
 
 def preview_markdown(preview: Preview, dry_run: bool = False) -> str:
@@ -62,6 +61,9 @@ def preview_markdown(preview: Preview, dry_run: bool = False) -> str:
     )
     lines = [
         f"## {heading} {preview.to_delete} flow runs{capped}",
+        "",
+        f"Manifest `{preview.manifest_hash}`: exactly these runs, fixed now; an approval "
+        "lets only them go, and only those that still qualify then.",
         "",
         f"Runs in {', '.join(s.title() for s in preview.states)} that ended before "
         f"**{_when(preview.cutoff)}** (retention {preview.retention_days:g} days).",
@@ -99,6 +101,7 @@ def summary_markdown(summary: Summary) -> str:
         "| | |",
         "|---|---:|",
         f"| Deleted | {summary.deleted} |",
+        f"| Skipped (changed since the preview, or gone) | {summary.skipped} |",
         f"| Failed | {summary.failed} |",
         f"| Duration | {summary.duration_seconds:.1f} s |",
         f"| Speed | {summary.runs_per_second:.0f} runs/s ({summary.path}) |",
@@ -107,6 +110,10 @@ def summary_markdown(summary: Summary) -> str:
     ]
     if summary.vacuum:
         lines.append(f"| Reclaimed with | {summary.vacuum} |")
+    if summary.unconfirmed:
+        lines.append(
+            f"| Asked for, not confirmed (server stopped answering) | {summary.unconfirmed} |"
+        )
     if summary.error:
         lines += ["", f"Stopped: {summary.error}"]
     return "\n".join(lines)

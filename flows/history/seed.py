@@ -87,6 +87,8 @@ class RunSpec:
     logs: int = 0
     name: str | None = None
     parameters: Mapping[str, Any] = field(default_factory=dict)
+    parent_task_run_id: UUID | None = None
+    """Makes it a subflow run of the flow run that owns this task run."""
 
 
 def database_engine(database_url: str, **options: Any) -> AsyncEngine:
@@ -159,6 +161,7 @@ async def make_run(client: PrefectClient, spec: RunSpec) -> UUID:
             tags=list(spec.tags),
             state=initial,
             parameters=dict(spec.parameters),
+            parent_task_run_id=spec.parent_task_run_id,
         )
     for make_state in before:
         await client.set_flow_run_state(run.id, make_state(), force=True)

@@ -80,11 +80,13 @@ async def metric_probe() -> ProbeReport:
     run_id = context.flow_run.id if context and context.flow_run else None
     async with get_client() as client:
         try:
-            async with exclusive(client, PROBE_LIMIT):
+            async with exclusive(client, PROBE_LIMIT, flow_run_id=run_id):
                 report = await probe(client, run_id)
-        except Busy:
-            logger.info("another metric-probe run is evaluating; this one skips")
-            return ProbeReport(outcome="skipped")
+        except Busy as busy:
+            # Two probe runs overlapping is harmless; one that never ends is not, and
+            # a slot left behind by a restart is freed by the next run (flows.lock).
+            logger.warning("skipped: %s, which is still evaluating", busy)
+            return ProbeReport(outcome="skipped", problems=[str(busy)])
     logger.info(
         "%d rules, %d measurements in %.2fs; fired %s, resolved %s",
         report.rules,
@@ -128,6 +130,15 @@ async def probe(
     for rule in rules:
         measurement = measured[rule.measurement]
         decision = evaluate(rule, measurement.value, store.get(rule), now)
+        try:
+            # Saved before it is announced: a state the server refused would make
+            # the next run announce the same transition again.
+            await store.put(rule, decision.state)
+        except Exception as exc:  # one rule's trouble never stops the others
+            problem = f"rule {rule.id}: its state could not be saved ({type(exc).__name__}: {exc})"
+            logger.error("%s; nothing announced, the next probe run decides again", problem)
+            report.problems.append(problem)
+            continue
         if decision.emit is not None:
             if report.fired or report.resolved:
                 # Each transition posts to Slack; keep the posts apart (see flows/events.py).
@@ -142,7 +153,6 @@ async def probe(
                 human(measurement.value, rule.unit),
                 rule.describe(),
             )
-        await store.put(rule, decision.state)
     forgotten = await store.forget_others(rules)
     if forgotten:
         logger.info("forgot the state of rules no longer published: %s", ", ".join(forgotten))

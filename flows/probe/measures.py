@@ -23,6 +23,7 @@ from prefect.exceptions import ObjectNotFound
 
 from flows.errors import MetricUnavailable
 from triggers import api
+from triggers.hints import did_you_mean
 from triggers.metrics.queries import RunCountQuery, RunScope, TableQuery
 
 FINISHED = ("COMPLETED", "FAILED", "CRASHED")
@@ -133,28 +134,51 @@ async def _answer(call: Awaitable[T]) -> T:
         ) from exc
 
 
-async def _scope_filters(source: Source, scope: RunScope) -> dict[str, Any] | None:
-    """The filter body for ``scope``; ``None`` when no named deployment exists."""
+async def _scope_filters(source: Source, scope: RunScope) -> dict[str, Any]:
+    """The filter body for ``scope``; a flow or deployment the server lacks is
+    ``MetricUnavailable`` naming the closest names, never a silent zero."""
     body: dict[str, Any] = {}
     if scope.flows:
+        found = await _answer(
+            source.client.read_flows(flow_filter=FlowFilter(name=FlowFilterName(any_=scope.flows)))
+        )
+        await _require(source, "flows", scope.flows, {flow.name for flow in found})
         body["flows"] = {"name": {"any_": scope.flows}}
     if scope.deployments:
-        ids = [str(i) for i in await _deployment_ids(source, scope.deployments)]
-        if not ids:
-            return None
+        ids, missing = [], []
+        for name in scope.deployments:
+            try:
+                deployment = await _answer(source.client.read_deployment_by_name(name))
+            except ObjectNotFound:
+                missing.append(name)
+                continue
+            ids.append(str(deployment.id))
+        await _require(
+            source, "deployments", scope.deployments, set(scope.deployments) - set(missing)
+        )
         body["deployments"] = {"id": {"any_": ids}}
     return body
 
 
-async def _deployment_ids(source: Source, names: list[str]) -> list[str]:
-    found = []
-    for name in names:
-        try:
-            deployment = await source.client.read_deployment_by_name(name)
-        except ObjectNotFound:
-            continue  # not deployed (yet): it has no runs to count
-        found.append(str(deployment.id))
-    return found
+async def _require(source: Source, kind: str, names: list[str], found: set[str]) -> None:
+    missing = [name for name in names if name not in found]
+    if not missing:
+        return
+    if kind == "flows":
+        known = [flow.name for flow in await _answer(source.client.read_flows(limit=200))]
+    else:
+        deployments = await _answer(source.client.read_deployments(limit=200))
+        flows = {flow.id: flow.name for flow in await _answer(source.client.read_flows(limit=200))}
+        known = [f"{flows.get(d.flow_id, '?')}/{d.name}" for d in deployments]
+    named = ", ".join(
+        repr(name) + (f" ({hint})" if (hint := did_you_mean(name, known)) else "")
+        for name in missing
+    )
+    raise MetricUnavailable(
+        f"the query names {kind} the server does not have: {named}",
+        f"fix query.{kind} of the metric trigger and run python scripts/sync.py "
+        "(names are case-sensitive)",
+    )
 
 
 def _run_filter(source: Source, query: RunCountQuery) -> dict[str, Any]:
@@ -179,8 +203,6 @@ def _run_count(runs: Literal["flow_runs", "task_runs"]) -> Measure:
 
     async def measure(source: Source, query: RunCountQuery, window: timedelta) -> float:
         body = await _scope_filters(source, query)
-        if body is None:
-            return 0.0
         body[runs] = _run_filter(source, query)
         return float(await _answer(api.count_runs(source.client, runs, body)))
 
@@ -190,11 +212,11 @@ def _run_count(runs: Literal["flow_runs", "task_runs"]) -> Measure:
 # --- windowed: lateness, duration, success rate -------------------------------------
 
 
-async def _windowed_scope(source: Source, scope: RunScope) -> dict[str, Any] | None:
+async def _windowed_scope(source: Source, scope: RunScope) -> dict[str, Any]:
     """``_scope_filters`` without the bundle's own flows."""
     body = await _scope_filters(source, scope)
     own = [name for name in OWN_FLOWS if name not in scope.flows]
-    if body is None or not own:
+    if not own:
         return body
     flows = await _answer(
         source.client.read_flows(flow_filter=FlowFilter(name=FlowFilterName(any_=own)))
@@ -216,8 +238,6 @@ class _Finished:
 async def _finished(source: Source, scope: RunScope, window: timedelta) -> _Finished | None:
     """From the run history over the whole window; ``None`` when no run finished in it."""
     body = await _windowed_scope(source, scope)
-    if body is None:
-        return None
     tags = {"tags": {"all_": scope.tags}} if scope.tags else {}
     body |= {
         "history_start": (source.now - window).isoformat(),
@@ -238,8 +258,6 @@ async def _finished(source: Source, scope: RunScope, window: timedelta) -> _Fini
 
 async def lateness(source: Source, query: RunScope, window: timedelta) -> float | None:
     body = await _windowed_scope(source, query)
-    if body is None:
-        return None
     window_filter: dict[str, Any] = {
         "expected_start_time": {
             "after_": (source.now - window).isoformat(),

@@ -46,8 +46,9 @@ def script(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     if not returns:
         call = ToolCallPart("get_flow_runs", {"filter": {"name": {"any_": [name]}}})
         return ModelResponse(parts=[call])
-    content: Any = returns[-1].content
-    found = content.get("flow_runs", []) if isinstance(content, dict) else []
+    content: Any = returns[-1].content  # fenced: the server's data under "untrusted_data"
+    data = content.get("untrusted_data") if isinstance(content, dict) else None
+    found = data.get("flow_runs", []) if isinstance(data, dict) else []
     states = [run.get("state_type") for run in found]
     decision = {
         "approved": bool(states) and set(states) <= TERMINAL,

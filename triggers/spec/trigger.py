@@ -17,7 +17,16 @@ from prefect.events.schemas.automations import (
     SequenceTrigger,
 )
 from prefect.events.schemas.events import ResourceSpecification
-from pydantic import BeforeValidator, Discriminator, Field, Tag, WithJsonSchema, model_validator
+from pydantic import (
+    BeforeValidator,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from triggers.spec.metric import MetricTriggerSpec
 from triggers.specmodel import SpecModel
@@ -118,6 +127,20 @@ class CompoundTriggerSpec(_CompositeSpec):
     require: int | Literal["any", "all"] = Field(
         description="How many child triggers must fire: any, all, or a number."
     )
+
+    @field_validator("require", mode="before")
+    @classmethod
+    def _require_form(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        text = value.strip().lower() if isinstance(value, str) else None
+        if text in ("any", "all"):
+            return text
+        if text is not None and text.isdigit():
+            return int(text)
+        count = len(info.data.get("triggers") or [])
+        numbers = f"a number from 1 to {count}" if count else "a number of triggers"
+        raise ValueError(f"must be any, all or {numbers} (got {value!r})")
 
     @model_validator(mode="after")
     def _require_fits(self) -> CompoundTriggerSpec:

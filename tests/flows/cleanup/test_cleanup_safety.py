@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.cleanup.flow import CleanupOutcome
 from flows.devstack.server import LocalServer
@@ -133,3 +135,45 @@ async def test_nothing_to_clean_says_so_and_stops(
     assert report.flow_run_id is not None
     events = await events_of(server.api_url, report.flow_run_id, "janitor.cleanup.nothing-to-do")
     assert names(events) == ["janitor.cleanup.nothing-to-do"]
+
+
+async def test_subflows_freed_by_their_parents_deletion_are_not_taken_in_their_place(
+    server: LocalServer, run_cleanup: RunCleanup, flow_name: str
+) -> None:
+    """Deleting a parent turns its subflow run top-level; the next batch must not take it."""
+    parents = await make_history(
+        server.api_url, server.database_url, [RunSpec(flow_name, ago=OLD, task_runs=1)] * 3
+    )
+    async with PrefectClient(server.api_url) as client:
+        task_runs = await client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=parents))
+        )
+    children = await make_history(
+        server.api_url,
+        server.database_url,
+        [RunSpec(flow_name, ago=OLD, parent_task_run_id=task.id) for task in task_runs],
+    )
+
+    report = await run_cleanup(flows=[flow_name], approval="none", batch_size=1)
+
+    assert await surviving(server.api_url, parents + children) == set(children)
+    assert report.summary is not None
+    assert (report.summary.approved, report.summary.deleted) == (3, 3)
+
+
+async def test_protected_tags_are_patterns_that_ignore_case(
+    server: LocalServer, run_cleanup: RunCleanup, flow_name: str
+) -> None:
+    tags = [["Keep"], ["KEEP-forever"], ["keeper"], ["pin-7"], ["pinned"], ["etl"], []]
+    ids = await make_history(
+        server.api_url, server.database_url, [RunSpec(flow_name, ago=OLD, tags=t) for t in tags]
+    )
+
+    report = await run_cleanup(
+        flows=[flow_name], approval="none", protected_tags=["keep*", "pin-?"]
+    )
+
+    kept = {ids[0], ids[1], ids[2], ids[3]}
+    assert await surviving(server.api_url, ids) == kept
+    assert report.preview is not None
+    assert (report.preview.protected, report.preview.to_delete) == (4, 3)

@@ -202,16 +202,32 @@ async def _size(server: LocalServer, database: Database) -> int:
     return os.path.getsize(path) + (os.path.getsize(wal) if os.path.exists(wal) else 0)
 
 
-async def test_windows_without_runs_have_no_data_and_unknown_deployments_count_nothing(
+async def test_windows_without_runs_have_no_data(server: LocalServer) -> None:
+    async with PrefectClient(server.api_url) as client:
+        idle = f"idle-{uuid.uuid4().hex[:6]}"
+        await client.create_flow_from_name(idle)  # known to the server, never ran
+        source = Source(client=client, now=datetime.now(UTC))
+        for name in ("flow_runs.lateness", "flow_runs.duration", "flow_runs.success_rate"):
+            assert await measure(source, name, {"flows": [idle]}, DAY) is None, name
+        assert await measure(source, "flow_runs.count", {"flows": [idle]}, DAY) == 0
+
+
+async def test_a_query_naming_an_unknown_flow_or_deployment_is_unavailable_with_the_closest_names(
     server: LocalServer,
 ) -> None:
+    flow = f"nightly-etl-{uuid.uuid4().hex[:6]}"
     async with PrefectClient(server.api_url) as client:
+        flow_id = await client.create_flow_from_name(flow)
+        await client.create_deployment(flow_id=flow_id, name="prod")
         source = Source(client=client, now=datetime.now(UTC))
-        nobody = {"flows": [f"never-ran-{uuid.uuid4().hex[:6]}"]}
-        for name in ("flow_runs.lateness", "flow_runs.duration", "flow_runs.success_rate"):
-            assert await measure(source, name, nobody, DAY) is None, name
-        missing = {"deployments": ["no-such-flow/no-such-deployment"]}
-        assert await measure(source, "flow_runs.count", missing, DAY) == 0
+        with pytest.raises(MetricUnavailable) as caught:
+            await measure(source, "flow_runs.count", {"flows": [flow + "x"]}, DAY)
+        assert f"names flows the server does not have: '{flow}x'" in str(caught.value)
+        assert f"did you mean '{flow}'?" in str(caught.value)
+        assert "fix query.flows" in str(caught.value)
+        with pytest.raises(MetricUnavailable) as caught:
+            await measure(source, "flow_runs.lateness", {"deployments": [f"{flow}/prd"]}, DAY)
+        assert f"'{flow}/prd' (did you mean '{flow}/prod'?)" in str(caught.value)
 
 
 async def test_database_metrics_without_the_database_are_unavailable_with_the_fix(

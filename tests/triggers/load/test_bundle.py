@@ -222,6 +222,21 @@ def test_compound_require_must_fit(automations_dir: Path) -> None:
     assert problem.startswith("a.yaml:2: trigger: require is 3 but there are 2 triggers")
 
 
+def test_compound_require_that_is_no_number_is_reported_at_its_own_line(
+    automations_dir: Path,
+) -> None:
+    (problem,) = problems_for(
+        automations_dir,
+        {
+            "a.yaml": "name: a\ntrigger:\n  type: compound\n  require: most\n"
+            "  triggers: [{expect: a}, {expect: b}]\nactions: []\n"
+        },
+    )
+    assert problem == (
+        "a.yaml:4: trigger.require: must be any, all or a number from 1 to 2 (got 'most')"
+    )
+
+
 def test_negative_and_too_short_durations(automations_dir: Path) -> None:
     problems = problems_for(
         automations_dir,
