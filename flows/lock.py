@@ -109,7 +109,10 @@ async def exclusive(
             raise Busy(f"another run took {name!r} while it was being recovered")
     now = datetime.now(UTC)
     holder = Holder(flow_run_id=flow_run_id, acquired_at=now, renewed_at=now)
-    await _write(client, name, holder)
+    try:
+        await _write(client, name, holder)
+    except Exception as exc:  # the heartbeat writes it again; the work must not wait for it
+        logger.warning("could not record the holder of %r yet: %s", name, exc)
     heartbeat = asyncio.create_task(_beat(client, name, holder))
     try:
         yield

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 # Keep the client side of the tests away from the developer's own profile.
 _CLIENT_HOME = tempfile.mkdtemp(prefix="janitor-client-")
@@ -18,6 +20,7 @@ import pytest  # noqa: E402
 
 from flows.devstack import server as local_server  # noqa: E402
 from flows.devstack.server import LocalServer  # noqa: E402
+from helpers import FAULT_FIGURES  # noqa: E402
 from helpers.servers import fresh_server  # noqa: E402
 
 
@@ -98,3 +101,29 @@ async def deployment(api_url: str) -> str:
         flow_id = await client.create_flow_from_name("janitor-test")
         deployment_id = await client.create_deployment(flow_id=flow_id, name="nightly")
     return str(deployment_id)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):  # the controller, once per session
+        FAULT_FIGURES.unlink(missing_ok=True)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The fault suite's figures (tests/faults), as the README's reliability table."""
+    if hasattr(terminalreporter.config, "workerinput") or not FAULT_FIGURES.exists():
+        return
+    rows = [json.loads(line) for line in FAULT_FIGURES.read_text().splitlines() if line.strip()]
+    if not rows:
+        return
+    terminalreporter.write_sep("-", "faults tried (tests/faults)")
+    terminalreporter.write_line(
+        "| fault | backend | path | approved | deleted | outside approval "
+        "| next cleanup locked out | lost | announced |"
+    )
+    terminalreporter.write_line("|---|---|---|---:|---:|---:|---|---:|---|")
+    for row in sorted(rows, key=lambda r: (r["fault"], r["backend"], r["path"])):
+        terminalreporter.write_line(
+            f"| {row['fault']} | {row['backend']} | {row['path']} | {row['approved']} "
+            f"| {row['deleted']} | {row['outside_approval']} "
+            f"| {'yes' if row['locked_out'] else 'no'} | {row['lost']} | {row['announced']} |"
+        )

@@ -28,7 +28,7 @@ from prefect.settings import (
 
 from flows.cleanup.flow import CleanupReport
 from flows.devstack.server import LocalServer
-from flows.lock import LIMIT_NAME
+from flows.lock import LIMIT_NAME, holder_variable
 from helpers.servers import wait_for_events
 
 RunCleanup = Callable[..., Coroutine[Any, Any, CleanupReport]]
@@ -36,10 +36,14 @@ RunCleanup = Callable[..., Coroutine[Any, Any, CleanupReport]]
 
 @asynccontextmanager
 async def against(
-    server: LocalServer, path: str, monkeypatch: pytest.MonkeyPatch
+    server: LocalServer,
+    path: str,
+    monkeypatch: pytest.MonkeyPatch,
+    api_url: str | None = None,
 ) -> AsyncIterator[None]:
-    """Point Prefect at ``server``; with path "database", let the flow reach its database."""
-    updates: dict[Any, Any] = {PREFECT_API_URL: server.api_url}
+    """Point Prefect at ``server`` (or at ``api_url``, a proxy in front of it); with path
+    "database", let the flow reach the server's database."""
+    updates: dict[Any, Any] = {PREFECT_API_URL: api_url or server.api_url}
     if path == "database":
         monkeypatch.setenv("PREFECT_SERVER_DATABASE_CONNECTION_URL", server.database_url)
         updates[PREFECT_API_DATABASE_CONNECTION_URL] = server.database_url
@@ -75,9 +79,12 @@ async def drain_services() -> None:
 
 
 def release_slot(api_url: str, name: str = LIMIT_NAME) -> None:
-    """Free a concurrency slot a killed run may have left taken (the cleanup's by default)."""
+    """Free a concurrency slot a killed run may have left taken (the cleanup's by default),
+    and forget its holder."""
     with httpx.Client(base_url=api_url, timeout=30) as client:
         response = client.patch(f"/v2/concurrency_limits/{name}", json={"active_slots": 0})
+        assert response.status_code in (204, 404), response.text
+        response = client.delete(f"/variables/name/{holder_variable(name)}")
         assert response.status_code in (204, 404), response.text
 
 

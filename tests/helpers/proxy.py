@@ -2,8 +2,9 @@
 
 Rules say which requests to break and how: ``drop`` forwards the request (so
 the server does the work) and then hangs up without answering, as a lost
-response looks to a client; ``delay`` answers late; ``fail`` answers a status
-without forwarding; ``down`` refuses to forward at all (a server that is gone).
+response looks to a client; ``delay`` answers late; ``hold`` forwards late
+(the server may be gone by then); ``fail`` answers a status without
+forwarding; ``down`` refuses to forward at all (a server that is gone).
 Everything else, websockets (Prefect's event stream) included, passes through.
 It runs on its own thread and event loop, so it serves any client of the test.
 """
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
-Action = Literal["drop", "delay", "fail", "down"]
+Action = Literal["drop", "delay", "hold", "fail", "down"]
 
 
 @dataclass
@@ -135,6 +136,8 @@ class FaultProxy:
             )
             await _close(writer)
             return
+        if rule is not None and rule.action == "hold":
+            await asyncio.sleep(rule.seconds)
         try:
             up_reader, up_writer = await asyncio.open_connection(self._host, self._port)
         except OSError:

@@ -123,11 +123,13 @@ async def _drop_database(name: str) -> None:
 
 
 @contextlib.contextmanager
-def fresh_server(backend: str, home: Path) -> Iterator[LocalServer]:
+def fresh_server(
+    backend: str, home: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[LocalServer]:
     """A new server on an empty database of ``backend``, stopped (and the database
     dropped) afterwards; skips the test where PostgreSQL is not reachable."""
     if backend == "sqlite":
-        with LocalServer(home, sqlite_url(home / "prefect.db")) as server:
+        with LocalServer(home, sqlite_url(home / "prefect.db"), extra_env=extra_env) as server:
             yield server
         return
     name = f"janitor_test_{uuid.uuid4().hex[:10]}"
@@ -139,7 +141,7 @@ def fresh_server(backend: str, home: Path) -> Iterator[LocalServer]:
         pytest.skip(reason)
     url = POSTGRES_DSN.replace("postgresql://", "postgresql+asyncpg://", 1) + f"/{name}"
     try:
-        with LocalServer(home, url) as server:
+        with LocalServer(home, url, extra_env=extra_env) as server:
             yield server
     finally:
         asyncio.run(_drop_database(name))

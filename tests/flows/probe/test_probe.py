@@ -9,11 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
+from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows.devstack.server import LocalServer
 from flows.history.seed import RunSpec, make_history
 from flows.probe.flow import PROBE_LIMIT, ProbeReport, metric_probe
 from helpers.cleanup import against, release_slot
+from helpers.proxy import Rule, fault_proxy
 from helpers.servers import metric_filter, wait_for_events
 from triggers.sync import sync_automations
 
@@ -187,4 +189,61 @@ async def test_probes_at_once_agree_on_one_firing(
     finally:
         monkeypatch.undo()
     assert sum(len(r.fired) for r in reports) == 1
+    assert await transitions(api_url, rule, 1) == ["firing"]
+
+
+async def test_a_broken_or_untagged_state_variable_is_taken_over_not_fatal(
+    server: LocalServer, api_url: str, automations_dir: Path, flow_name: str
+) -> None:
+    """A state variable someone edited (no tags, a value that is no state) must not stop
+    every probe run: the probe takes it over and the rule fires as it should."""
+    release_slot(api_url, PROBE_LIMIT)
+    await make_history(api_url, server.database_url, [RunSpec(flow_name, ago=timedelta(days=40))])
+    rule = f"broken-{flow_name}"
+    await publish(
+        api_url,
+        automations_dir,
+        COUNT_RULE.format(name=rule, flow=flow_name, threshold=0, firing_for=0),
+    )
+    async with httpx.AsyncClient(base_url=api_url) as client:
+        created = await client.post(
+            "/variables/",
+            json={"name": f"janitor-metric-state-{rule}", "value": {"not": "a state"}},
+        )
+        created.raise_for_status()
+    async with against(server, "api", pytest.MonkeyPatch()):
+        report = await metric_probe()
+    assert report.fired == [rule]
+    assert report.problems == []
+    state = await state_of(api_url, rule)
+    assert state["firing"] is True
+    async with httpx.AsyncClient(base_url=api_url) as client:
+        variable = (await client.get(f"/variables/name/janitor-metric-state-{rule}")).json()
+    assert "managed-by:prefect-janitor" in variable["tags"]
+
+
+async def test_a_transition_is_announced_only_once_its_state_is_saved(
+    server: LocalServer, api_url: str, automations_dir: Path, flow_name: str
+) -> None:
+    """The server refuses the state write: nothing is announced, so the next run (which
+    can save) fires once, instead of a firing now and again then."""
+    release_slot(api_url, PROBE_LIMIT)
+    await make_history(api_url, server.database_url, [RunSpec(flow_name, ago=timedelta(days=40))])
+    rule = f"unsaved-{flow_name}"
+    await publish(
+        api_url,
+        automations_dir,
+        COUNT_RULE.format(name=rule, flow=flow_name, threshold=0, firing_for=0),
+    )
+    with fault_proxy(api_url) as proxy:
+        proxy.add(Rule(r"^(POST /variables/$|PATCH /variables/name/janitor-metric-state)", "fail"))
+        async with against(server, "api", pytest.MonkeyPatch()):
+            with temporary_settings({PREFECT_API_URL: proxy.api_url}):
+                refused = await metric_probe()
+    async with against(server, "api", pytest.MonkeyPatch()):
+        saved = await metric_probe()
+    assert refused.fired == []
+    assert any(rule in problem and "could not be saved" in problem for problem in refused.problems)
+    assert saved.fired == [rule]
+    await asyncio.sleep(2)  # time for a wrongly emitted event to land
     assert await transitions(api_url, rule, 1) == ["firing"]
