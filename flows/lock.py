@@ -116,13 +116,12 @@ async def exclusive(
     heartbeat = asyncio.create_task(_beat(client, name, holder))
     try:
         yield
-    except BaseException as exc:
+    finally:
         await _release(client, name, heartbeat)
-        if not await acquired.__aexit__(type(exc), exc, exc.__traceback__):
-            raise
-    else:
-        await _release(client, name, heartbeat)
-        await acquired.__aexit__(None, None, None)
+        try:
+            await acquired.__aexit__(None, None, None)
+        except Exception as exc:  # the work is done; the next run frees what is left
+            logger.warning("could not release %r (%s); the next run will free it", name, exc)
 
 
 async def _acquire(name: str) -> Any:

@@ -217,15 +217,35 @@ class _InProcess:
         return len(deleted)
 
 
+_PASSING = {
+    # PostgreSQL (asyncpg): the server went away, restarts, refuses connections for now.
+    "AdminShutdownError",
+    "CannotConnectNowError",
+    "ConnectionDoesNotExistError",
+    "ConnectionFailureError",
+    "InterfaceError",
+    "ObjectNotInPrerequisiteStateError",  # "database ... is not currently accepting connections"
+    "TooManyConnectionsError",
+}
+
+
 def _database_trouble(exc: BaseException) -> bool:
-    """A lock held by another writer, or a connection lost: worth waiting out."""
+    """A lock held by another writer, a connection lost or refused: worth waiting out.
+
+    A batch's transaction commits whole or not at all, so trying it again is safe.
+    """
     from sqlalchemy.exc import DBAPIError, OperationalError
 
-    if isinstance(exc, OperationalError) and "locked" in str(exc).lower():
+    if isinstance(exc, OperationalError):  # SQLite "database is locked"; lost connections
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    return isinstance(exc, ConnectionError | OSError)
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionError | OSError) or type(seen).__name__ in _PASSING:
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
 
 
 class _Api:

@@ -274,9 +274,7 @@ async def _delete(
     except DeletionFailed as failure:
         summary = Summary.of(failure.progress, bytes_before=before, error=str(failure))
         await events.emit(CleanupStep.DELETION_FAILED, summary)
-        await acreate_markdown_artifact(
-            key="janitor-cleanup-summary", markdown=summary_markdown(summary)
-        )
+        await _summary_artifact(summary)
         raise
     vacuum = ""
     if config.reclaim_disk and database is not None:
@@ -300,10 +298,19 @@ async def _delete(
         summary.runs_per_second,
     )
     await events.emit(CleanupStep.DELETION_COMPLETED, summary)
-    await acreate_markdown_artifact(
-        key="janitor-cleanup-summary", markdown=summary_markdown(summary)
-    )
+    await _summary_artifact(summary)
     return summary
+
+
+async def _summary_artifact(summary: Summary) -> None:
+    """The report in the UI; the runs are gone (or kept) either way, so a server that
+    cannot take the artifact right now does not make the cleanup fail."""
+    try:
+        await acreate_markdown_artifact(
+            key="janitor-cleanup-summary", markdown=summary_markdown(summary)
+        )
+    except Exception as exc:
+        get_run_logger().warning("no summary artifact (%s: %s)", type(exc).__name__, exc)
 
 
 async def _size(database: Database | None) -> int | None:

@@ -40,13 +40,15 @@ async def against(
     path: str,
     monkeypatch: pytest.MonkeyPatch,
     api_url: str | None = None,
+    database_url: str | None = None,
 ) -> AsyncIterator[None]:
     """Point Prefect at ``server`` (or at ``api_url``, a proxy in front of it); with path
-    "database", let the flow reach the server's database."""
+    "database", let the flow reach the server's database (through ``database_url``)."""
     updates: dict[Any, Any] = {PREFECT_API_URL: api_url or server.api_url}
     if path == "database":
-        monkeypatch.setenv("PREFECT_SERVER_DATABASE_CONNECTION_URL", server.database_url)
-        updates[PREFECT_API_DATABASE_CONNECTION_URL] = server.database_url
+        url = database_url or server.database_url
+        monkeypatch.setenv("PREFECT_SERVER_DATABASE_CONNECTION_URL", url)
+        updates[PREFECT_API_DATABASE_CONNECTION_URL] = url
     else:
         monkeypatch.delenv("PREFECT_SERVER_DATABASE_CONNECTION_URL", raising=False)
         monkeypatch.delenv("PREFECT_API_DATABASE_CONNECTION_URL", raising=False)

@@ -55,11 +55,13 @@ async def cleanup(
     path: str,
     monkeypatch: pytest.MonkeyPatch,
     api_url: str | None = None,
+    database_url: str | None = None,
     **settings: Any,
 ) -> CleanupReport:
-    """The real cleanup flow, in this process, against ``server`` (through ``api_url``)."""
+    """The real cleanup flow, in this process, against ``server`` (through ``api_url`` and
+    ``database_url``, proxies in front of them)."""
     config = RetentionConfig(deletion="auto" if path == "database" else "api", **settings)
-    async with against(server, path, monkeypatch, api_url):
+    async with against(server, path, monkeypatch, api_url, database_url):
         return await database_cleanup(config)
 
 
