@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -103,16 +104,16 @@ async def deployment(api_url: str) -> str:
     return str(deployment_id)
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    if not hasattr(session.config, "workerinput"):  # the controller, once per session
-        FAULT_FIGURES.unlink(missing_ok=True)
+_STARTED = time.time()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """The fault suite's figures (tests/faults), as the README's reliability table."""
+    """The fault suite's figures (tests/faults), as the README's reliability table: the
+    rows this session's workers wrote (each row carries the time it was written)."""
     if hasattr(terminalreporter.config, "workerinput") or not FAULT_FIGURES.exists():
         return
     rows = [json.loads(line) for line in FAULT_FIGURES.read_text().splitlines() if line.strip()]
+    rows = [row for row in rows if row.get("at", 0) >= _STARTED]
     if not rows:
         return
     terminalreporter.write_sep("-", "faults tried (tests/faults)")

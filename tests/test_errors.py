@@ -14,12 +14,16 @@ from triggers.errors import ExitCode, JanitorError
 
 
 def _exception_classes() -> list[tuple[str, int]]:
+    """Error classes by name; a private one (``_BatchFailed``) is a signal inside its
+    module that never reaches a caller, so it is not part of the tree."""
     found = []
     for package in ("triggers", "flows"):
         for path in sorted((ROOT / package).rglob("*.py")):
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if isinstance(node, ast.ClassDef) and re.search(
-                    r"(Error|Exception|Failed|Refused|Unavailable|Busy)$", node.name
+                if (
+                    isinstance(node, ast.ClassDef)
+                    and not node.name.startswith("_")
+                    and re.search(r"(Error|Exception|Failed|Refused|Unavailable|Busy)$", node.name)
                 ):
                     found.append((node.name, node.lineno))
     return found

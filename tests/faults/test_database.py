@@ -33,8 +33,8 @@ from helpers.servers import POSTGRES_DSN, fresh_server, wait_for_events
 pytestmark = pytest.mark.anyio
 
 OLD = timedelta(days=40)
-DOOMED = 1500
-"""Enough that a deletion one run at a time outlasts the faults."""
+DOOMED = 1000
+"""Enough that a deletion one run at a time is still going when the fault comes."""
 
 
 @pytest.fixture(scope="module")

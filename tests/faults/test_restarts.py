@@ -71,9 +71,12 @@ async def test_a_restart_while_a_cleanup_waits_for_approval_locks_no_cleanup_out
     await answer(server.api_url, paused, approve=False)
     rejected = await waiting
     after = await cleanup(server, "api", monkeypatch, flows=[flow], approval="none")
+    async with against(server, "api", monkeypatch):
+        probed = await metric_probe()
 
     assert rejected.outcome is CleanupOutcome.REJECTED
     assert after.outcome is CleanupOutcome.DELETED, "the restart must not lock cleanups out"
+    assert probed.outcome == "probed", "nor probes"
     assert after.summary is not None
     assert (after.summary.approved, after.summary.deleted) == (3, 3)
     assert await surviving(server.api_url, ids) == set(ids[3:])

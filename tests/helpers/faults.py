@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -37,7 +38,7 @@ Record = Callable[[Figure], None]
 def write_figure(figure: Figure) -> None:
     FAULT_FIGURES.parent.mkdir(parents=True, exist_ok=True)
     with FAULT_FIGURES.open("a") as out:
-        out.write(json.dumps(asdict(figure)) + "\n")
+        out.write(json.dumps({**asdict(figure), "at": time.time()}) + "\n")
 
 
 def backend_of(server: LocalServer) -> str:
