@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 SQLITE_CACHE_KB = 16_384
+SQLITE_LOCK_WAIT_MS = 5_000
 URL_VARIABLES = ("PREFECT_SERVER_DATABASE_CONNECTION_URL", "PREFECT_API_DATABASE_CONNECTION_URL")
 
 
@@ -86,6 +87,10 @@ class Database:
                 # streaming through the tables once gains little from it, so keep its
                 # memory flat and small whatever the size of the database.
                 await session.execute(sa.text(f"PRAGMA cache_size = -{SQLITE_CACHE_KB}"))
+                # And 60 s of silent waiting for another writer's lock: a batch that
+                # gives up after a few seconds is tried again by the deletion, which
+                # logs each wait and leaves the server's own writers their turn.
+                await session.execute(sa.text(f"PRAGMA busy_timeout = {SQLITE_LOCK_WAIT_MS}"))
                 yield session
             return
         from sqlalchemy.ext.asyncio import AsyncSession

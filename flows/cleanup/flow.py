@@ -169,6 +169,7 @@ def _facts(preview: Preview) -> dict[str, Any]:
     """What every approval message shows about the deletion being decided."""
     return {
         "to_delete": preview.to_delete,
+        "manifest_hash": preview.manifest_hash,
         "eligible": preview.eligible,
         "protected": preview.protected,
         "cutoff": preview.cutoff.isoformat(),

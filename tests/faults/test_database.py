@@ -283,9 +283,8 @@ async def test_a_statement_that_outlives_the_10_s_timeout_finishes(
 async def test_sqlite_locked_by_another_writer_is_waited_for(
     sqlite_fault_server: LocalServer, monkeypatch: pytest.MonkeyPatch, record: Record
 ) -> None:
-    """Another process holds SQLite's write lock for 70 s, longer than the 60 s Prefect's
-    connections wait for it (``PRAGMA busy_timeout``) before "database is locked": the
-    batch is tried again, not given up."""
+    """Another process holds SQLite's write lock for 20 s, longer than a batch waits for
+    it (5 s) before "database is locked": the batch is tried again, not given up."""
     server = sqlite_fault_server
     flow, keep = await seeded(server)
     running = asyncio.create_task(
@@ -293,14 +292,14 @@ async def test_sqlite_locked_by_another_writer_is_waited_for(
     )
     await once_deleting(server, flow)
     path = server.database_url.split(":///", 1)[1]
-    held = await asyncio.to_thread(hold_write_lock, path, 70)
+    held = await asyncio.to_thread(hold_write_lock, path, 20)
     report = await running
 
     kept = await surviving(server.api_url, keep)
     assert report.summary is not None
     record(
         Figure(
-            "SQLite locked by another writer for 70 s",
+            "SQLite locked by another writer for 20 s",
             backend_of(server),
             "database",
             approved=report.summary.approved,
@@ -311,7 +310,7 @@ async def test_sqlite_locked_by_another_writer_is_waited_for(
             announced="none needed: waited out",
         )
     )
-    assert held >= 70
+    assert held >= 20
     assert report.outcome is CleanupOutcome.DELETED
     assert (report.summary.deleted, report.summary.failed) == (DOOMED, 0)
     assert kept == set(keep)
