@@ -1,7 +1,7 @@
 """The fault-injection suite's servers and figures.
 
-Each module gets servers of its own (SQLite and PostgreSQL), because these
-tests restart them, cut their database off and lock their tables. Every test
+The suite gets servers of its own (SQLite and PostgreSQL), because these tests
+restart them, cut their database off and lock their tables. Every test
 records one row of figures (what was approved, what went outside it, whether
 the next cleanup was locked out, what was lost, how the fault was announced);
 the session prints them as a table at the end (``tests/conftest.py``), and the
@@ -25,7 +25,7 @@ SERVER_ENV = {
 }
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
 def fault_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LocalServer]:
