@@ -2,7 +2,7 @@
 
 Deleting through the API costs about thirty times what Prefect's own vacuum
 pays in-process (see the benchmark). Where the worker can reach the server's
-database we go through Prefect's own server models and ORM, so the schema
+database we go through Prefect's own ORM tables and database interface, so the schema
 stays Prefect's business. "Reachable" is proven, not assumed: the database
 must hold the very flow run doing the cleanup, so a default SQLite file in the
 worker's own PREFECT_HOME is never mistaken for the server's database.

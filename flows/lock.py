@@ -11,15 +11,19 @@ cleanup's release then does nothing, and the slot stays taken for good. So
 the holder also keeps a record of itself on the server (a Prefect Variable
 named ``<limit>-holder``) with a heartbeat, renewed every
 ``HEARTBEAT_SECONDS`` while it holds the slot. A run that finds the slot
-taken reads the record: a holder that is gone (no record, a heartbeat older
-than ``STALE_SECONDS``, or a flow run that has ended) left the slot behind,
-so the slot is freed, the recovery announced (``janitor.lock.recovered``),
-and the slot taken. A live holder means busy, as before.
+taken reads the record: a holder that is gone (no record after
+``RECORD_GRACE_SECONDS``, a heartbeat older than ``STALE_SECONDS``, or a flow
+run that has ended) left the slot behind, so the slot is freed, the recovery
+announced (``janitor.lock.recovered``), and the slot taken. A live holder
+means busy, as before. The grace is for a holder that has just taken the slot
+and not yet written its record (seconds, on a busy server); a holder releases
+the slot before it removes its record, for the same reason.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
@@ -46,6 +50,8 @@ LIMIT_NAME = "prefect-janitor-cleanup"
 WAIT_SECONDS = 3.0
 LEASE_SECONDS = 60.0  # the server's minimum; renewed while the cleanup runs
 HEARTBEAT_SECONDS = 20.0
+RECORD_GRACE_SECONDS = 15.0
+"""How long a slot taken without a holder record is given for the record to appear."""
 STALE_SECONDS = 90.0
 """A holder whose heartbeat is older than this is gone (a restart takes seconds)."""
 RECOVERED = "janitor.lock.recovered"
@@ -103,8 +109,10 @@ async def exclusive(
         why = await _left_behind(client, name)
         if why is None:
             raise Busy(f"another run holds {name!r}")
-        await _recover(client, name, why)
-        acquired = await _acquire(name)
+        acquired = await _acquire(name)  # freed while we looked?
+        if acquired is None:
+            await _recover(client, name, why)
+            acquired = await _acquire(name)
         if acquired is None:
             raise Busy(f"another run took {name!r} while it was being recovered")
     now = datetime.now(UTC)
@@ -117,11 +125,16 @@ async def exclusive(
     try:
         yield
     finally:
-        await _release(client, name, heartbeat)
+        # The slot first, the record after, and only if it is still ours: the other
+        # way round, a contender would find the slot taken with no record beside it.
+        heartbeat.cancel()
+        with suppress(asyncio.CancelledError):
+            await heartbeat
         try:
             await acquired.__aexit__(None, None, None)
         except Exception as exc:  # the work is done; the next run frees what is left
             logger.warning("could not release %r (%s); the next run will free it", name, exc)
+        await _forget(client, name, holder)
 
 
 async def _acquire(name: str) -> Any:
@@ -147,6 +160,13 @@ async def _acquire(name: str) -> Any:
 async def _left_behind(client: PrefectClient, name: str) -> str | None:
     """Why the slot's holder is gone, or ``None`` when it is alive (really busy)."""
     variable = await client.read_variable_by_name(holder_variable(name))
+    deadline = time.monotonic() + RECORD_GRACE_SECONDS
+    while variable is None and time.monotonic() < deadline:
+        # A holder records itself just after taking the slot; under load that write
+        # lags by seconds, and taking the slot from a live holder would run two at
+        # once. So give the record time to appear before calling the slot left.
+        await asyncio.sleep(1.0)
+        variable = await client.read_variable_by_name(holder_variable(name))
     if variable is None:
         return "the slot is taken but no holder recorded itself"
     try:
@@ -202,11 +222,20 @@ async def _beat(client: PrefectClient, name: str, holder: Holder) -> None:
             logger.debug("lock heartbeat failed: %s", exc)
 
 
-async def _release(client: PrefectClient, name: str, heartbeat: asyncio.Task[None]) -> None:
-    heartbeat.cancel()
-    with suppress(asyncio.CancelledError):
-        await heartbeat
+async def _forget(client: PrefectClient, name: str, holder: Holder) -> None:
+    """Remove the holder record if it is still this holder's (a recovery may have
+    handed the slot to someone else meanwhile)."""
     try:
+        variable = await client.read_variable_by_name(holder_variable(name))
+        if variable is None:
+            return
+        with suppress(ValidationError):
+            recorded = Holder.model_validate(variable.value)
+            if (recorded.flow_run_id, recorded.acquired_at) != (
+                holder.flow_run_id,
+                holder.acquired_at,
+            ):
+                return
         await client.delete_variable_by_name(holder_variable(name))
     except ObjectNotFound:
         pass

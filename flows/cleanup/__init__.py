@@ -1,14 +1,23 @@
 """The database-cleanup flow and its parts.
 
-Config and policy (``config``), which runs may go (``selection``), what a
-person is shown (``preview``), who says yes (``approval``, ``reviewer``), the
-deleting (``deletion``) and what is reported (``summary``); ``flow`` ties
-them together, announcing every step through ``flows.events``.
+The config and its retention policy (``config``, ``policy``), the safety
+rules (``selection``), which runs each rule lets go (``rules``) fixed as a
+manifest (``manifest``), the other targets (``targets``), what a person is
+shown (``preview``, ``sizes``), who says yes (``approval``, ``reviewer``),
+the deleting (``deletion``) and what is reported (``summary``); ``flow``
+ties them together, announcing every step through ``flows.events``.
 """
 
 from flows.cleanup.approval import ApprovalForm, Verdict, answer, waiting
 from flows.cleanup.config import AISettings, RetentionConfig
 from flows.cleanup.flow import CleanupOutcome, CleanupReport, database_cleanup
+from flows.cleanup.policy import (
+    EventRule,
+    FlowRunRule,
+    OrphanRetention,
+    RunMatch,
+    TaskRunRetention,
+)
 from flows.cleanup.preview import Preview
 
 __all__ = [
@@ -16,8 +25,13 @@ __all__ = [
     "ApprovalForm",
     "CleanupOutcome",
     "CleanupReport",
+    "EventRule",
+    "FlowRunRule",
+    "OrphanRetention",
     "Preview",
     "RetentionConfig",
+    "RunMatch",
+    "TaskRunRetention",
     "Verdict",
     "answer",
     "database_cleanup",

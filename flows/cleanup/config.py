@@ -2,28 +2,29 @@
 
 Field order, titles, descriptions and bounds are what the Prefect UI shows
 when someone runs the deployment by hand, so they are written for that reader.
-Whatever this config says, the safety invariants in ``flows.cleanup.selection`` hold.
+The first fields are the default flow-run rule (what a config meant before
+rules existed); ``rules``, ``task_runs``, ``events`` and ``orphans`` are the
+retention policy's other parts (``flows.cleanup.policy``). Whatever this
+config says, the safety invariants in ``flows.cleanup.selection`` hold.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-
-class TerminalState(StrEnum):
-    """The only states a cleanup may delete: a run in one of them will not change again."""
-
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-    CRASHED = "CRASHED"
-
-
-TERMINAL = [state.value for state in TerminalState]
-NON_TERMINAL = ["SCHEDULED", "PENDING", "RUNNING", "PAUSED", "CANCELLING"]
+from flows.cleanup.policy import (
+    EventRule,
+    FlowRunRule,
+    OrphanRetention,
+    TaskRunRetention,
+    TerminalState,
+    names,
+    patterns,
+    qualified,
+    terminal_states,
+)
 
 Approval = Literal["human", "ai", "none"]
 Deletion = Literal["auto", "api"]
@@ -125,6 +126,46 @@ class RetentionConfig(BaseModel):
         ge=1,
         le=10_000_000,
     )
+    rules: list[FlowRunRule] = Field(
+        default_factory=list,
+        title="Flow-run rules",
+        description=(
+            "Checked in order before the fields above; the first rule that matches a run "
+            "(by state, flow, deployment, tag, work pool) decides how long it is kept. "
+            "Runs no rule matches follow the fields above. Protected tags win over every rule."
+        ),
+    )
+    task_runs: TaskRunRetention | None = Field(
+        None,
+        title="Task runs without a flow run",
+        description="Delete finished task runs made outside any flow run. Empty: leave them.",
+    )
+    events: list[EventRule] = Field(
+        default_factory=list,
+        title="Event rules",
+        description=(
+            "Per event type (exact or a pattern such as prefect.worker.*), the first rule "
+            "naming a type decides. Types no rule names follow the server's own retention."
+        ),
+    )
+    orphans: OrphanRetention | None = Field(
+        None,
+        title="Orphans",
+        description=(
+            "Delete logs, artifacts, task runs and run inputs whose flow run is gone. "
+            "Empty: leave them."
+        ),
+    )
+    max_rows: int = Field(
+        1_000_000,
+        title="Maximum rows per target",
+        description=(
+            "Task runs, events or orphan rows one cleanup deletes at most, per target; "
+            "the rest wait for the next cleanup."
+        ),
+        ge=1,
+        le=1_000_000_000,
+    )
     batch_size: int = Field(
         500,
         title="Batch size",
@@ -165,7 +206,7 @@ class RetentionConfig(BaseModel):
         "auto",
         title="Deletion path",
         description=(
-            "'auto': delete in-process through Prefect's own server models when this "
+            "'auto': delete in-process on Prefect's own database tables when this "
             "worker can reach the server's database (PREFECT_SERVER_DATABASE_CONNECTION_URL), "
             "else through the API. 'api': always through the API."
         ),
@@ -179,52 +220,25 @@ class RetentionConfig(BaseModel):
         ),
     )
 
-    @field_validator("states", mode="before")
-    @classmethod
-    def _only_terminal(cls, value: Any) -> Any:
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, list):
-            return value
-        normalised: list[Any] = []
-        for item in items:
-            name = item.strip().upper() if isinstance(item, str) else item
-            if isinstance(name, str) and name not in TERMINAL:
-                hint = (
-                    f"{name!r} is not a terminal state: a run in it may still change"
-                    if name in NON_TERMINAL or name == "LATE"
-                    else f"{name!r} is not a Prefect state type"
-                )
-                raise ValueError(f"{hint}; choose from {', '.join(TERMINAL)}")
-            normalised.append(name)
-        return normalised
-
-    @field_validator("flows", "deployments", "tags", "work_pools", "protected_tags")
-    @classmethod
-    def _no_blanks(cls, value: list[str]) -> list[str]:
-        cleaned = [item.strip() for item in value]
-        if any(not item for item in cleaned):
-            raise ValueError("empty names are not allowed; remove the blank entry")
-        return list(dict.fromkeys(cleaned))
+    _states = field_validator("states", mode="before")(terminal_states)
+    _names = field_validator("flows", "deployments", "tags", "work_pools", "protected_tags")(names)
+    _qualified = field_validator("deployments")(qualified)
 
     @field_validator("protected_tags")
     @classmethod
     def _patterns(cls, value: list[str]) -> list[str]:
-        for pattern in value:
-            if "[" in pattern or "]" in pattern:
-                raise ValueError(
-                    f"protected tag {pattern!r}: only * and ? are wildcards; remove [ ]"
-                )
-        return value
-
-    @field_validator("deployments")
-    @classmethod
-    def _qualified(cls, value: list[str]) -> list[str]:
-        for name in value:
-            if name.count("/") != 1 or name.startswith("/") or name.endswith("/"):
-                raise ValueError(f"deployment {name!r} must be written 'flow-name/deployment-name'")
-        return value
+        try:
+            return patterns(value)
+        except ValueError as exc:
+            raise ValueError(f"protected tag {exc}") from None
 
     @model_validator(mode="after")
     def _states_unique(self) -> RetentionConfig:
         self.states = list(dict.fromkeys(self.states))
         return self
+
+    @property
+    def other_targets(self) -> list[str]:
+        """The targets besides flow runs that this config asks for."""
+        asked = {"task_runs": self.task_runs, "events": self.events, "orphans": self.orphans}
+        return [key for key, value in asked.items() if value]

@@ -1,17 +1,20 @@
 """Deleting the approved runs: members of the manifest only, in batches, counted exactly.
 
 The manifest (``flows.cleanup.manifest``) is what the approval named; each
-batch is a slice of it, and of a slice only the runs that still qualify
-(``Selection``) go, so a run that changed since the preview stays, a subflow
-freed by its parent's deletion is never taken, and nothing outside the
-manifest can be, however often the server is busy or an answer is lost.
+batch is a slice of it, and of a slice only the runs that still qualify under
+the rule that let each go (``Policy.still_goes``) go, so a run that changed
+since the preview stays, a subflow freed by its parent's deletion is never
+taken, and nothing outside the manifest can be, however often the server is
+busy or an answer is lost. After the flow runs, ``delete_targets`` takes the
+policy's other targets (``flows.cleanup.targets``) batch by batch.
 
 Two paths share one loop. In-process (``Database``) a batch is re-selected by
-id with the selection's conditions and deleted, with its logs and artifacts,
-in one locking transaction without a statement timeout; a SQLite lock held by
+id with its rules' conditions and deleted, with every row that goes with it
+(``targets.flow_runs``), in one locking transaction without a statement
+timeout, counted per table; a SQLite lock held by
 another writer, or a dropped connection, is waited out and the batch tried
 again. Through the API a batch is read, checked, and deleted with ``POST
-/flow_runs/bulk_delete`` restricted to those ids and the selection's states and
+/flow_runs/bulk_delete`` restricted to those ids and their rule's states and
 cutoff (per-run deletes on servers without it); then the batch is read again,
 and a run counts as deleted only when it was asked for and is gone. The count
 never comes from the server's answer, which a lost response re-sent by the
@@ -22,11 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 from uuid import UUID
 
 import httpx
@@ -38,7 +41,9 @@ from prefect.logging import get_logger
 from pydantic import BaseModel, Field
 
 from flows.cleanup.manifest import Manifest
-from flows.cleanup.selection import Selection
+from flows.cleanup.rules import Policy
+from flows.cleanup.targets.flow_runs import delete_flow_runs
+from flows.cleanup.targets.target import Rows, Target, capped_rows
 from flows.database import Database
 from flows.errors import CleanupError
 from triggers import api
@@ -46,6 +51,8 @@ from triggers.errors import ExitCode
 
 API_BATCH_LIMIT = 50  # the server's BULK_OPERATION_LIMIT on 3.8
 RETRYABLE = {429, 502, 503, 504}
+READ_BACK_SECONDS = 10.0
+"""How long a failed batch tries to read back which of its runs are gone."""
 PATIENCE_SECONDS = 180.0
 """How long one batch waits out a busy, locked or restarting server before failing."""
 
@@ -68,6 +75,11 @@ class DeletionProgress(BaseModel):
         description="Runs asked for whose fate no answer confirmed: the server stopped "
         "answering before the batch could be read again. At most this many more are gone.",
     )
+    rows: dict[str, int] = Field(
+        default_factory=dict,
+        description="Rows deleted per table: the runs, and what went with them.",
+    )
+    current: str = Field("flow runs", description="The target being deleted now.")
     elapsed_seconds: float = Field(0.0, description="Seconds since the deletion started.")
     path: Path = Field("api-bulk", description="How the runs are being deleted.")
 
@@ -109,6 +121,7 @@ class _Counted:
     skipped: int = 0
     failed: int = 0
     unconfirmed: int = 0
+    rows: Rows = field(default_factory=Rows)
 
 
 class _BatchFailed(Exception):
@@ -120,7 +133,7 @@ class _BatchFailed(Exception):
 
 
 async def delete_runs(
-    selection: Selection,
+    policy: Policy,
     manifest: Manifest,
     *,
     client: PrefectClient,
@@ -131,11 +144,13 @@ async def delete_runs(
     """Delete the runs of ``manifest`` that still qualify, oldest first; say how it went."""
     started = time.monotonic()
     progress = DeletionProgress(target=len(manifest), path="database" if database else "api-bulk")
-    deleter = _Api(client, selection) if database is None else _InProcess(database, selection)
+    deleter = _Api(client, policy) if database is None else _InProcess(database, policy)
     size = batch_size if database is not None else min(batch_size, API_BATCH_LIMIT)
-    for ids in manifest.batches(size):
+    last = len(policy.rules) - 1
+    for batch in manifest.batches(size):
+        by_rule = {run_id: last if rule is None else rule for run_id, rule in batch}
         try:
-            counted = await deleter.delete(ids)
+            counted = await deleter.delete(by_rule)
         except _BatchFailed as failure:
             _add(progress, failure.counted)
             progress.elapsed_seconds = time.monotonic() - started
@@ -151,11 +166,49 @@ async def delete_runs(
     return progress
 
 
+async def delete_targets(
+    targets: Sequence[Target],
+    database: Database,
+    progress: DeletionProgress,
+    *,
+    batch_size: int = 500,
+    max_rows: int = 1_000_000,
+    on_progress: OnProgress | None = None,
+) -> DeletionProgress:
+    """After the flow runs: each other target, batch by batch, until it has nothing
+    left that qualifies or ``max_rows`` of its table went. Adds to ``progress``."""
+    started = time.monotonic() - progress.elapsed_seconds
+    for target in targets:
+        progress.current = target.title
+        taken = 0
+        while taken < max_rows:
+            size = min(batch_size, max_rows - taken)
+            try:
+                rows = await _patiently(
+                    partial(target.delete_batch, database, size), _database_trouble
+                )
+            except Exception as exc:
+                progress.elapsed_seconds = time.monotonic() - started
+                raise DeletionFailed(
+                    f"{target.title}: {type(exc).__name__}: {exc}", progress
+                ) from exc
+            if rows is None:
+                break
+            taken += capped_rows(target, rows)
+            _add(progress, _Counted(rows=rows))
+            progress.elapsed_seconds = time.monotonic() - started
+            await _report(on_progress, progress)
+    progress.elapsed_seconds = time.monotonic() - started
+    return progress
+
+
 def _add(progress: DeletionProgress, counted: _Counted) -> None:
     progress.deleted += counted.deleted
     progress.skipped += counted.skipped
     progress.failed += counted.failed
     progress.unconfirmed += counted.unconfirmed
+    for table, rows in counted.rows.items():
+        progress.rows[table] = progress.rows.get(table, 0) + rows
 
 
 async def _report(on_progress: OnProgress | None, progress: DeletionProgress) -> None:
@@ -175,46 +228,66 @@ class _InProcess:
 
     path: Path = "database"
 
-    def __init__(self, database: Database, selection: Selection) -> None:
+    def __init__(self, database: Database, policy: Policy) -> None:
         self.database = database
-        self.selection = selection
+        self.policy = policy
 
-    async def delete(self, ids: list[UUID]) -> _Counted:
-        deleted = await _patiently(lambda: self._delete(ids), _database_trouble)
-        return _Counted(deleted=deleted, skipped=len(ids) - deleted)
+    async def delete(self, by_rule: dict[UUID, int]) -> _Counted:
+        """One batch, tried again while the database is passing trouble. An attempt
+        whose commit answer was lost may have deleted its runs: the runs it asked for
+        that are gone at the next look count as deleted (their other rows are not
+        known then), and if no look is possible they are ``unconfirmed``."""
+        asked: set[UUID] = set()
+        try:
+            rows = await _patiently(lambda: self._delete(by_rule, asked), _database_trouble)
+        except Exception as exc:
+            try:
+                present = await asyncio.wait_for(self._present(asked), READ_BACK_SECONDS)
+            except Exception:
+                raise _BatchFailed(_Counted(unconfirmed=len(asked)), exc) from exc
+            gone = len(asked - present)
+            counted = _Counted(deleted=gone, rows=Rows({"flow_run": gone}) if gone else Rows())
+            raise _BatchFailed(counted, exc) from exc
+        deleted = rows.get("flow_run", 0)
+        return _Counted(deleted=deleted, skipped=len(by_rule) - deleted, rows=rows)
 
-    async def _delete(self, ids: list[UUID]) -> int:
+    async def _present(self, ids: set[UUID]) -> set[UUID]:
         import sqlalchemy as sa
-        from prefect.server import models
-        from prefect.server.schemas.filters import LogFilter, LogFilterFlowRunId
+
+        if not ids:
+            return set()
+        db = self.database.db
+        async with self.database.session() as session:
+            found = await session.execute(sa.select(db.FlowRun.id).where(db.FlowRun.id.in_(ids)))
+            return set(found.scalars())
+
+    async def _delete(self, by_rule: dict[UUID, int], asked: set[UUID]) -> Rows:
+        import sqlalchemy as sa
 
         db = self.database.db
+        landed = len(asked - await self._present(asked)) if asked else 0
+        groups: dict[int, list[UUID]] = {}
+        for run_id, rule in by_rule.items():
+            groups.setdefault(rule, []).append(run_id)
         query = sa.select(db.FlowRun.id).where(
-            db.FlowRun.id.in_(ids), self.selection.sql_condition(db)
+            sa.or_(
+                *(
+                    sa.and_(db.FlowRun.id.in_(ids), self.policy.still_goes_sql(db, rule))
+                    for rule, ids in groups.items()
+                )
+            )
         )
         if self.database.dialect == "postgresql":
             query = query.with_for_update()  # wait for, never skip, a run someone else holds
         async with self.database.transaction() as session:
             qualifying = list((await session.execute(query)).scalars().all())
-            if not qualifying:
-                return 0
-            delete_flow_runs: Any = models.flow_runs.delete_flow_runs
-            delete_logs: Any = models.logs.delete_logs
-            delete_artifact: Any = models.artifacts.delete_artifact
-            deleted: list[UUID] = await delete_flow_runs(session=session, flow_run_ids=qualifying)
-            # Logs and artifacts have no cascade from flow_run: remove them in the same
+            asked.update(qualifying)
+            # Logs and artifacts have no cascade from flow_run: they go in the same
             # transaction, so a killed cleanup never leaves children of deleted runs.
-            await delete_logs(
-                session=session,
-                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=list(deleted))),
-            )
-            # Through Prefect's model, so artifact collections move to the latest survivor.
-            artifacts = await session.execute(
-                sa.select(db.Artifact.id).where(db.Artifact.flow_run_id.in_(deleted))
-            )
-            for artifact_id in artifacts.scalars().all():
-                await delete_artifact(session=session, artifact_id=artifact_id)
-        return len(deleted)
+            rows = await delete_flow_runs(session, db, qualifying)
+        if landed:  # an earlier attempt's commit did land; its answer was lost
+            rows["flow_run"] += landed
+        return rows
 
 
 _PASSING = {
@@ -251,16 +324,17 @@ def _database_trouble(exc: BaseException) -> bool:
 class _Api:
     """Read a batch, check each run, delete exactly those ids, then read again to count."""
 
-    def __init__(self, client: PrefectClient, selection: Selection) -> None:
+    def __init__(self, client: PrefectClient, policy: Policy) -> None:
         self.client = client
-        self.selection = selection
+        self.policy = policy
         self.path: Path = "api-bulk"
 
-    async def delete(self, ids: list[UUID]) -> _Counted:
+    async def delete(self, by_rule: dict[UUID, int]) -> _Counted:
+        ids = list(by_rule)
         asked: set[UUID] = set()
         failure: Exception | None = None
         try:
-            await _patiently(lambda: self._ask(ids, asked), _api_trouble)
+            await _patiently(lambda: self._ask(by_rule, asked), _api_trouble)
         except Exception as exc:
             failure = exc
         try:
@@ -274,8 +348,15 @@ class _Api:
             raise _BatchFailed(_Counted(deleted=deleted), failure) from failure
         # Asked for but still there: refused by the server's own re-check (the run changed
         # in between), or not deleted; only the second is a failure.
-        failed = sum(1 for run_id in asked & set(left) if self.selection.is_deletable(left[run_id]))
-        return _Counted(deleted=deleted, skipped=len(ids) - deleted - failed, failed=failed)
+        failed = sum(
+            1
+            for run_id in asked & set(left)
+            if self.policy.still_goes(by_rule[run_id], left[run_id])
+        )
+        rows = Rows({"flow_run": deleted}) if deleted else Rows()
+        return _Counted(
+            deleted=deleted, skipped=len(ids) - deleted - failed, failed=failed, rows=rows
+        )
 
     async def _read(self, ids: list[UUID]) -> dict[UUID, FlowRun]:
         runs = await self.client.read_flow_runs(
@@ -283,22 +364,33 @@ class _Api:
         )
         return {run.id: run for run in runs}
 
-    async def _ask(self, ids: list[UUID], asked: set[UUID]) -> None:
+    async def _ask(self, by_rule: dict[UUID, int], asked: set[UUID]) -> None:
         """One attempt: what is left of the batch and still qualifies is asked for.
 
         A retried attempt reads again, so a run that changed meanwhile (retried in the
         UI, tagged ``keep``) is not asked for, and one already gone is not either.
         """
-        present = await self._read(ids)
-        wanted = [run_id for run_id, run in present.items() if self.selection.is_deletable(run)]
+        present = await self._read(list(by_rule))
+        wanted = [
+            run_id
+            for run_id, run in present.items()
+            if self.policy.still_goes(by_rule[run_id], run)
+        ]
         if not wanted:
             return
         asked.update(wanted)
         if self.path == "api-bulk":
-            only = self.selection.flow_run_filter(only=wanted).model_dump(
-                mode="json", exclude_unset=True
-            )
-            if await api.bulk_delete_flow_runs(self.client, only, len(wanted)) is not None:
+            groups: dict[int, list[UUID]] = {}
+            for run_id in wanted:
+                groups.setdefault(by_rule[run_id], []).append(run_id)
+            for rule, ids in groups.items():
+                # Restricted by id and by the rule's own states and cutoff, so the
+                # server checks once more what this side just checked.
+                only = self.policy.rules[rule].selection.flow_run_filter(only=ids)
+                body = only.model_dump(mode="json", exclude_unset=True)
+                if await api.bulk_delete_flow_runs(self.client, body, len(ids)) is None:
+                    break
+            else:
                 return
             self.path = "api-per-run"
             logger.info("this server has no POST /flow_runs/bulk_delete; deleting run by run")

@@ -25,11 +25,18 @@ from pydantic import BaseModel, Field
 
 from flows.cleanup.approval import Verdict, ask_human
 from flows.cleanup.config import RetentionConfig
-from flows.cleanup.deletion import DeletionFailed, DeletionProgress, delete_runs
+from flows.cleanup.deletion import (
+    DeletionFailed,
+    DeletionProgress,
+    delete_runs,
+    delete_targets,
+)
 from flows.cleanup.manifest import Manifest, make_manifest
-from flows.cleanup.preview import Preview, make_preview
-from flows.cleanup.selection import Selection, resolve
+from flows.cleanup.preview import FIX_DATABASE, Preview, TargetCount, make_preview
+from flows.cleanup.rules import Policy, resolve_policy
 from flows.cleanup.summary import Summary, preview_markdown, summary_markdown
+from flows.cleanup.targets import Target, make_targets
+from flows.cleanup.targets.target import capped_rows
 from flows.database import Database
 from flows.errors import Busy
 from flows.events import CleanupStep, StepEvents, Throttle
@@ -92,7 +99,8 @@ async def _cleanup(
     config: RetentionConfig, client: PrefectClient, events: StepEvents, run_id: UUID
 ) -> CleanupReport:
     logger = get_run_logger()
-    selection = await resolve(config, client, deployment_id=events.deployment_id)
+    policy = await resolve_policy(config, client, deployment_id=events.deployment_id)
+    selection = policy.default
     # Found even when deleting through the API: sizes and VACUUM need it too.
     database, why = await Database.find(run_id)
     deleter = database if config.deletion == "auto" else None
@@ -102,9 +110,19 @@ async def _cleanup(
         why = f"through the API: {why}"
     logger.info("cutoff %s; deleting %s", selection.cutoff.isoformat(), why)
 
-    preview = await make_preview(client, selection, config.retention_days)
-    manifest = await make_manifest(selection, client, database)
-    preview.to_delete, preview.manifest_hash = len(manifest), manifest.hash
+    manifest, ruling = await make_manifest(policy, client, database)
+    targets, counts = await _targets(config, policy, deleter)
+    preview = await make_preview(
+        client,
+        policy,
+        ruling,
+        manifest,
+        config.retention_days,
+        database=database,
+        deleter=deleter,
+        targets=counts,
+    )
+    preview.manifest_hash = manifest.hash
     preview.database_bytes = await _size(database)
     markdown = preview_markdown(preview, config.dry_run)
     await acreate_markdown_artifact(
@@ -112,7 +130,7 @@ async def _cleanup(
     )
     payload = {**preview.model_dump(mode="json"), "dry_run": config.dry_run}
     if preview.nothing_to_do:
-        logger.info("nothing to clean: no eligible runs ended before %s", preview.cutoff)
+        logger.info("nothing to clean: no rule lets anything go")
         await events.emit(CleanupStep.NOTHING_TO_DO, payload)
         return CleanupReport(outcome=CleanupOutcome.NOTHING_TO_DO, preview=preview)
     await events.emit(CleanupStep.PREVIEWED, payload)
@@ -125,7 +143,7 @@ async def _cleanup(
         outcome = CleanupOutcome.TIMED_OUT if verdict.timed_out else CleanupOutcome.REJECTED
         return CleanupReport(outcome=outcome, preview=preview, verdict=verdict)
 
-    summary = await _delete(config, selection, manifest, deleter, database, client, events)
+    summary = await _delete(config, policy, manifest, targets, deleter, database, client, events)
     return CleanupReport(
         outcome=CleanupOutcome.DELETED, preview=preview, verdict=verdict, summary=summary
     )
@@ -181,6 +199,17 @@ def _facts(preview: Preview) -> dict[str, Any]:
         "task_runs": preview.task_runs,
         "logs": preview.logs,
         "sample": [run.model_dump(mode="json") for run in preview.sample[:5]],
+        "by_rule": [rule.model_dump() for rule in preview.by_rule]
+        if len(preview.by_rule) > 1
+        else [],
+        "tables": [
+            {"table": t.table, "rows": t.going_rows, "bytes": t.going_bytes}
+            for t in preview.tables
+            if t.going_rows
+        ]
+        or [{"table": table, "rows": rows} for table, rows in preview.rows_by_table().items()],
+        "going_bytes": preview.going_bytes,
+        "needs_database": [t.title for t in preview.targets if t.needs_database],
     }
 
 
@@ -225,10 +254,46 @@ async def _ask_ai(
     )
 
 
+async def _targets(
+    config: RetentionConfig, policy: Policy, database: Database | None
+) -> tuple[list[Target], list[TargetCount]]:
+    """The other targets the config asks for, and what each would lose now. Without the
+    database they are only named, with the fix: the API cannot delete them."""
+    if not config.other_targets:
+        return [], []
+    if database is None:
+        titles = {
+            "task_runs": "task runs without a flow run",
+            "events": "events",
+            "orphans": "orphans (rows whose flow run is gone)",
+        }
+        counts = [
+            TargetCount(key=key, title=titles[key], rows={}, needs_database=FIX_DATABASE)
+            for key in config.other_targets
+        ]
+        for count in counts:
+            get_run_logger().warning("%s need the database: %s", count.title, FIX_DATABASE)
+        return [], counts
+    targets = await make_targets(config, policy.at, policy.default.protected_tags, database)
+    counts = []
+    for target in targets:
+        rows = await target.count(database)
+        counts.append(
+            TargetCount(
+                key=target.key,
+                title=target.title,
+                rows=dict(rows),
+                capped=capped_rows(target, rows) > config.max_rows,
+            )
+        )
+    return targets, counts
+
+
 async def _delete(
     config: RetentionConfig,
-    selection: Selection,
+    policy: Policy,
     manifest: Manifest,
+    targets: list[Target],
     deleter: Database | None,
     database: Database | None,
     client: PrefectClient,
@@ -242,7 +307,8 @@ async def _delete(
         {
             "approved": approved,
             "manifest_hash": manifest.hash,
-            "cutoff": selection.cutoff.isoformat(),
+            "cutoff": policy.default.cutoff.isoformat(),
+            "targets": [target.key for target in targets],
             "path": "database" if deleter else "api",
         },
     )
@@ -256,22 +322,35 @@ async def _delete(
     throttle = Throttle(PROGRESS_EVERY_SECONDS)
 
     async def report(progress: DeletionProgress) -> None:
-        if not throttle.ready() and progress.done < approved:
+        on_runs = progress.current == "flow runs"
+        if not throttle.ready() and not (on_runs and progress.done >= approved):
             return
-        logger.info("deleted %d of %d runs", progress.deleted, approved)
+        if on_runs:
+            logger.info("deleted %d of %d runs", progress.deleted, approved)
+        else:
+            logger.info("%s: deleted so far %s", progress.current, _rows(progress.rows))
         await events.emit(CleanupStep.DELETION_PROGRESS, _progress_payload(progress))
         if artifact is not None:
             await aupdate_progress_artifact(artifact, round(progress.fraction * 100, 1))
 
     try:
         progress = await delete_runs(
-            selection,
+            policy,
             manifest,
             client=client,
             database=deleter,
             batch_size=config.batch_size,
             on_progress=report,
         )
+        if targets and database is not None:
+            progress = await delete_targets(
+                targets,
+                database,
+                progress,
+                batch_size=config.batch_size,
+                max_rows=config.max_rows,
+                on_progress=report,
+            )
     except DeletionFailed as failure:
         summary = Summary.of(failure.progress, bytes_before=before, error=str(failure))
         await events.emit(CleanupStep.DELETION_FAILED, summary)
@@ -330,3 +409,7 @@ def _progress_payload(progress: DeletionProgress) -> dict[str, Any]:
         "percent": round(progress.fraction * 100, 1),
         "runs_per_second": round(progress.runs_per_second, 1),
     }
+
+
+def _rows(rows: dict[str, int]) -> str:
+    return ", ".join(f"{count} {table}" for table, count in rows.items()) or "nothing"

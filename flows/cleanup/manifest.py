@@ -5,34 +5,50 @@ and the deletion the world moves: a person deliberates for an hour, runs
 cross the cutoff, and deleting a parent frees its subflow runs to become
 top-level. Run again at delete time, the query would take runs nobody was
 shown. So the preview records the ids of the runs it would delete, in the
-order the deletion takes them (oldest end first), with a short hash that the
-approval messages show; the deletion deletes only members of the manifest,
-and of those only the ones that still qualify then.
+order the deletion takes them (oldest end first), each with the rule that let
+it go, and a short hash that the approval messages show; the deletion
+deletes only members of the manifest, and of those only the ones that still
+qualify then under that same rule.
+
+The runs are read once, newest first, from the database (streamed) or page
+by page from the API, and ``flows.cleanup.rules.sort_out`` decides.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import PrefectClient
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterEndTime,
+    FlowRunFilterParentTaskRunId,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.sorting import FlowRunSort
 
-from flows.cleanup.selection import Selection
+from flows.cleanup.rules import Policy, Ruling, RunFacts, Sorting, sort_out
 from flows.database import Database
 
 PAGE = 200
+STREAM_ROWS = 2000
 
 
 @dataclass(frozen=True)
 class Manifest:
-    """The flow runs approved for deletion, in deletion order."""
+    """The flow runs approved for deletion, in deletion order, each with its rule."""
 
     flow_run_ids: tuple[UUID, ...]
     made_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    rules: tuple[int, ...] = ()
+    """The index of the rule that let each run go; empty means the last (default) rule."""
 
     def __len__(self) -> int:
         return len(self.flow_run_ids)
@@ -43,50 +59,143 @@ class Manifest:
         digest = hashlib.sha256("\n".join(map(str, self.flow_run_ids)).encode())
         return digest.hexdigest()[:12]
 
-    def batches(self, size: int) -> Iterator[list[UUID]]:
+    def rule_of(self, index: int, default: int) -> int:
+        return self.rules[index] if self.rules else default
+
+    def batches(self, size: int) -> Iterator[list[tuple[UUID, int | None]]]:
+        """Slices of ``size`` runs, each run with its rule (``None``: the default)."""
         for start in range(0, len(self.flow_run_ids), size):
-            yield list(self.flow_run_ids[start : start + size])
+            yield [
+                (run_id, self.rules[start + offset] if self.rules else None)
+                for offset, run_id in enumerate(self.flow_run_ids[start : start + size])
+            ]
 
 
 async def make_manifest(
-    selection: Selection, client: PrefectClient, database: Database | None
-) -> Manifest:
-    """At most ``selection.limit`` runs that qualify now, oldest first."""
-    if selection.empty_scope:
-        return Manifest(())
+    policy: Policy, client: PrefectClient, database: Database | None
+) -> tuple[Manifest, Ruling]:
+    """At most ``policy.limit`` runs that the rules let go now, oldest first, and the
+    decision over every run seen (for the preview)."""
+    if all(rule.keeps_all or rule.selection.empty_scope for rule in policy.rules):
+        return Manifest(()), sort_out(policy.rules, [])
     if database is not None:
-        return Manifest(tuple(await _from_database(selection, database)))
-    return Manifest(tuple(await _from_api(selection, client)))
+        sorting = Sorting(policy.rules)
+        async for run in _from_database(policy, database):
+            sorting.see(run)
+    else:
+        # Through the API every page is a request: with no rule ranking by count,
+        # read oldest first and stop once the cap is reached.
+        oldest_first = _since(policy) is not None
+        sorting = Sorting(policy.rules, oldest_first=oldest_first)
+        async for run in _from_api(policy, client, oldest_first=oldest_first):
+            sorting.see(run)
+            if oldest_first and len(sorting.ruling.going) >= policy.limit:
+                sorting.ruling.complete = False
+                break
+    ruling = sorting.done()
+    taken = ruling.going[: policy.limit]
+    manifest = Manifest(tuple(run.id for run in taken), rules=tuple(run.rule for run in taken))
+    return manifest, ruling
 
 
-async def _from_database(selection: Selection, database: Database) -> list[UUID]:
+def _deleting(policy: Policy) -> list[Any]:
+    return [rule for rule in policy.rules if not rule.keeps_all and not rule.selection.empty_scope]
+
+
+def _since(policy: Policy) -> datetime | None:
+    """No rule ranks by count: runs ended after the latest cutoff cannot go, skip them."""
+    deleting = _deleting(policy)
+    if any(rule.ranks for rule in deleting):
+        return None
+    return max(rule.selection.cutoff for rule in deleting)
+
+
+async def _from_database(policy: Policy, database: Database) -> AsyncIterator[RunFacts]:
     import sqlalchemy as sa
 
     db = database.db
+    conditions: list[Any] = [sa.or_(*(rule.selection.match_sql(db) for rule in _deleting(policy)))]
+    conditions.append(db.FlowRun.end_time.is_not(None))
+    if (before := _since(policy)) is not None:
+        conditions.append(db.FlowRun.end_time < before)
     query = (
-        sa.select(db.FlowRun.id)
-        .where(selection.sql_condition(db))
-        .order_by(db.FlowRun.end_time, db.FlowRun.id)
-        .limit(selection.limit)
+        sa.select(
+            db.FlowRun.id,
+            db.FlowRun.flow_id,
+            db.FlowRun.deployment_id,
+            db.FlowRun.work_queue_id,
+            db.FlowRun.state_type,
+            db.FlowRun.tags,
+            db.FlowRun.end_time,
+        )
+        .where(*conditions)
+        .order_by(db.FlowRun.end_time.desc(), db.FlowRun.id.desc())
+        .execution_options(yield_per=STREAM_ROWS)
     )
     async with database.session() as session:
-        return list((await session.execute(query)).scalars().all())
+        result = await session.stream(query)
+        async for row in result:
+            state = row.state_type.value if hasattr(row.state_type, "value") else row.state_type
+            yield RunFacts(
+                id=row.id,
+                flow_id=row.flow_id,
+                deployment_id=row.deployment_id,
+                work_queue_id=row.work_queue_id,
+                state_type=state,
+                tags=tuple(row.tags or ()),
+                end_time=row.end_time,
+            )
 
 
-async def _from_api(selection: Selection, client: PrefectClient) -> list[UUID]:
-    """Paged through the API; protected runs are read and left out here, since a
-    Prefect filter cannot say "without these tags"."""
-    found: list[UUID] = []
+async def _from_api(
+    policy: Policy, client: PrefectClient, *, oldest_first: bool = False
+) -> AsyncIterator[RunFacts]:
+    """Paged through the API, newest first (or oldest); a run seen twice (the pages
+    moved under the read) is given once."""
+    deleting = _deleting(policy)
+    if len(deleting) == 1:
+        filters = deleting[0].selection.read_filters()
+        run_filter: FlowRunFilter = filters["flow_run_filter"]
+    else:
+        filters = {}
+        run_filter = FlowRunFilter(
+            parent_task_run_id=FlowRunFilterParentTaskRunId(is_null_=True),
+            state=FlowRunFilterState(
+                type=FlowRunFilterStateType(
+                    any_=sorted(
+                        {StateType(s) for rule in deleting for s in rule.selection.states},
+                        key=str,
+                    )
+                )
+            ),
+        )
+        filters["flow_run_filter"] = run_filter
+    run_filter.end_time = FlowRunFilterEndTime(before_=_since(policy), is_null_=False)
+    seen: set[UUID] = set()
     offset = 0
-    while len(found) < selection.limit:
+    while True:
         page = await client.read_flow_runs(
-            **selection.read_filters(),
-            sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+            **filters,
+            # Prefect sorts by end time newest first only; the expected start is the
+            # closest oldest-first order it offers (the going runs are sorted after).
+            sort=FlowRunSort.EXPECTED_START_TIME_ASC if oldest_first else FlowRunSort.END_TIME_DESC,
             limit=PAGE,
             offset=offset,
         )
-        found.extend(run.id for run in page if selection.is_deletable(run))
+        for run in page:
+            if run.id in seen:
+                continue
+            seen.add(run.id)
+            yield RunFacts(
+                id=run.id,
+                flow_id=run.flow_id,
+                deployment_id=run.deployment_id,
+                work_queue_id=run.work_queue_id,
+                state_type=run.state_type.value if run.state_type else None,
+                tags=tuple(run.tags),
+                end_time=run.end_time,
+                parent_task_run_id=run.parent_task_run_id,
+            )
         if len(page) < PAGE:
-            break
+            return
         offset += PAGE
-    return found[: selection.limit]

@@ -1,18 +1,17 @@
 """What a cleanup would delete, measured before anyone is asked.
 
-Everything is counted through the API with the ``Selection`` (so the preview
-works on any server), in a number of requests that does not grow with the
-number of runs: counts per state, flow and deployment, the runs the deletion
-would take first as a sample, and estimates of their child rows. Protected
-runs are paged through and subtracted; they are expected to be few.
+The flow runs are the rules' decision (``flows.cleanup.rules``), made once
+over every finished top-level run and fixed in the manifest: the preview
+reports that decision per rule, state, flow and deployment, with the runs
+the deletion takes first and the rows that go with them. The other targets
+count their rows in the database, and the tables' own statistics
+(``flows.cleanup.sizes``) turn rows into bytes against each table's total.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import replace
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import PrefectClient
@@ -27,21 +26,45 @@ from prefect.client.schemas.filters import (
     LogFilterFlowRunId,
 )
 from prefect.client.schemas.objects import FlowRun
-from prefect.client.schemas.sorting import FlowRunSort
+from prefect.logging import get_logger
 from pydantic import BaseModel, Field
 
-from flows.cleanup.selection import Selection
+from flows.cleanup.manifest import Manifest
+from flows.cleanup.rules import Policy, Ruling
+from flows.cleanup.sizes import TableSize, table_sizes
+from flows.cleanup.targets.flow_runs import count_rows
+from flows.cleanup.targets.target import Rows
+from flows.database import Database
 from triggers import api
 
 PAGE = 200  # the server's default maximum page size
 TOP = 15  # flows and deployments listed by name; the rest are summed as "others"
 SAMPLE = 10
-MAX_SAMPLE_LOGS = 5000  # log lines read to estimate the logs per run
+MAX_SAMPLE_LOGS = 5000  # log lines read to estimate the logs per run (API path)
+FIX_DATABASE = (
+    "set PREFECT_SERVER_DATABASE_CONNECTION_URL in the worker's environment to the "
+    "server's database (and deletion: auto)"
+)
+logger = get_logger("janitor.preview")
 
 
 class Count(BaseModel):
     name: str = Field(description="Flow name, or 'flow/deployment'.")
     runs: int = Field(description="Runs this cleanup would delete.")
+
+
+class RuleCount(BaseModel):
+    """What one flow-run rule decided."""
+
+    name: str = Field(description="The rule's name; 'default' is the config's own fields.")
+    matched: int = Field(
+        description="Finished top-level runs this rule decided for, among those read: "
+        "runs that no rule could let go (too recent for every rule that deletes) are "
+        "not read, so a rule that keeps everything shows only those it shadowed."
+    )
+    runs: int = Field(description="Of those, runs it lets go.")
+    protected: int = Field(description="Runs it would let go but a protected tag keeps.")
+    kept_by_count: int = Field(description="Old enough, but among the newest it keeps.")
 
 
 class SampleRun(BaseModel):
@@ -51,29 +74,55 @@ class SampleRun(BaseModel):
     state: str = Field(description="State name, e.g. Completed.")
     end_time: datetime | None = Field(description="When the run ended.")
     tags: list[str] = Field(description="The run's tags.")
+    rule: str = Field("", description="The rule that lets it go.")
+
+
+class TargetCount(BaseModel):
+    """What one target besides flow runs would lose."""
+
+    key: str = Field(description="task_runs, events or orphans.")
+    title: str = Field(description="What the target is, for a person.")
+    rows: dict[str, int] = Field(description="Rows that would go, per table.")
+    capped: bool = Field(False, description="More would qualify than max_rows lets go at once.")
+    needs_database: str = Field(
+        "", description="Why it cannot be counted or deleted from here, and the fix."
+    )
 
 
 class Preview(BaseModel):
     """The facts an approver needs; also the payload of ``janitor.cleanup.previewed``."""
 
-    cutoff: datetime = Field(description="Runs that ended before this may be deleted.")
+    cutoff: datetime = Field(description="The default rule: runs ended before this may go.")
     retention_days: float = Field(description="The retention the cutoff came from.")
-    states: list[str] = Field(description="Terminal state types being cleaned.")
+    states: list[str] = Field(description="Terminal state types the default rule cleans.")
     scope: dict[str, list[str]] = Field(description="Flows, deployments, tags, pools in scope.")
     protected_tags: list[str] = Field(description="Runs with any of these tags are kept.")
-    matching: int = Field(description="Runs in scope, in those states, ended before the cutoff.")
+    matching: int = Field(description="Runs the rules would let go, protected ones included.")
     protected: int = Field(description="Of those, runs kept because of a protected tag.")
     eligible: int = Field(description="Runs that may be deleted: matching minus protected.")
+    more_eligible: bool = Field(
+        False,
+        description="More runs may qualify than were counted: through the API the read "
+        "stops once max_runs are found; the next cleanup takes the rest.",
+    )
     to_delete: int = Field(description="Runs this cleanup would delete: eligible, capped.")
     max_runs: int = Field(description="The cap on runs per cleanup.")
+    by_rule: list[RuleCount] = Field(default_factory=list, description="Per rule, in order.")
     by_state: dict[str, int] = Field(description="Eligible runs per state type.")
     by_flow: list[Count] = Field(description="Eligible runs per flow, largest first.")
     by_deployment: list[Count] = Field(description="Eligible runs per deployment, largest first.")
     oldest_end: datetime | None = Field(description="End time of the oldest run to delete.")
     newest_end: datetime | None = Field(description="End time of the newest eligible run.")
     sample: list[SampleRun] = Field(description="The first runs the deletion would take.")
-    task_runs: int = Field(description="Estimated task runs deleted with them.")
-    logs: int = Field(description="Estimated log lines deleted with them.")
+    task_runs: int = Field(description="Task runs deleted with them.")
+    logs: int = Field(description="Log lines deleted with them (an estimate on the API path).")
+    targets: list[TargetCount] = Field(
+        default_factory=list, description="Task runs without a flow, events, orphans."
+    )
+    tables: list[TableSize] = Field(
+        default_factory=list, description="Per table: its size, and what would go from it."
+    )
+    going_bytes: int | None = Field(None, description="Estimated bytes of all that would go.")
     database_bytes: int | None = Field(None, description="Database size now, when measurable.")
     manifest_hash: str = Field(
         "", description="The hash of the manifest: exactly the runs an approval lets go."
@@ -81,122 +130,155 @@ class Preview(BaseModel):
 
     @property
     def nothing_to_do(self) -> bool:
-        return self.to_delete == 0
+        return self.to_delete == 0 and not any(any(target.rows.values()) for target in self.targets)
+
+    def rows_by_table(self) -> dict[str, int]:
+        return {table.table: table.going_rows for table in self.tables if table.going_rows}
 
 
 async def make_preview(
-    client: PrefectClient, selection: Selection, retention_days: float
+    client: PrefectClient,
+    policy: Policy,
+    ruling: Ruling,
+    manifest: Manifest,
+    retention_days: float,
+    *,
+    database: Database | None = None,
+    deleter: Database | None = None,
+    targets: Sequence[TargetCount] = (),
 ) -> Preview:
-    filters = selection.read_filters()
-    matching = 0 if selection.empty_scope else await client.count_flow_runs(**filters)
-    protected = await _protected_tally(client, selection) if matching else _Tally()
-    eligible = max(0, matching - protected.runs)
-    by_state: dict[str, int] = {}
-    flows: list[Count] = []
-    deployments: list[Count] = []
-    sample: list[FlowRun] = []
-    newest = None
-    task_runs = logs = 0.0
-    if eligible:
-        for state in selection.states:
-            one_state = replace(selection, states=(state,))
-            count = await client.count_flow_runs(**one_state.read_filters())
-            count -= protected.states[state]
-            if count:
-                by_state[state] = count
-        flows = await _by_flow(client, selection, protected)
-        deployments = await _by_deployment(client, selection, protected)
-        sample = await _first_runs(client, selection)
-        newest = await _newest_end(client, selection)
-        task_runs, logs = await _children(client, selection, sample, eligible, protected)
-    to_delete = min(eligible, selection.limit)
+    """The decision made into facts a person can check, in a few requests.
+
+    ``database`` measures the tables; ``deleter`` is the database the runs are
+    deleted in, where every row that goes with them is counted exactly (through the
+    API the server deletes those itself: task runs are counted, logs estimated).
+    """
+    default = policy.default
+    rule_of = {run.id: run.rule for run in ruling.going}
+    flows = await _flow_names(client, set(ruling.by_flow()))
+    deployments = await _deployment_names(client, set(ruling.by_deployment()), flows)
+    first = list(manifest.flow_run_ids[:SAMPLE])
+    runs = await _read_runs(client, first)
+    sample = [
+        SampleRun(
+            id=run.id,
+            name=run.name,
+            flow=flows.get(run.flow_id, "?"),
+            state=run.state_name or (run.state_type.value if run.state_type else "?"),
+            end_time=run.end_time,
+            tags=list(run.tags),
+            rule=policy.rules[rule_of[run.id]].name if run.id in rule_of else "",
+        )
+        for run in (runs[run_id] for run_id in first if run_id in runs)
+    ]
+    rows = await flow_run_rows(client, deleter, manifest)
+    for target in targets:
+        rows.update(target.rows)
+    tables = await _tables(database, rows)
     return Preview(
-        cutoff=selection.cutoff,
+        cutoff=default.cutoff,
         retention_days=retention_days,
-        states=list(selection.states),
-        scope=selection.labels,
-        protected_tags=list(selection.protected_tags),
-        matching=matching,
-        protected=protected.runs,
-        eligible=eligible,
-        to_delete=to_delete,
-        max_runs=selection.limit,
-        by_state=by_state,
-        by_flow=flows,
-        by_deployment=deployments,
-        oldest_end=min((run.end_time for run in sample if run.end_time), default=None),
-        newest_end=newest,
-        sample=[await _sample_run(client, run) for run in sample[:SAMPLE]],
-        task_runs=round(task_runs * to_delete / eligible) if eligible else 0,
-        logs=round(logs * to_delete / eligible) if eligible else 0,
+        states=list(default.states),
+        scope=default.labels,
+        protected_tags=list(default.protected_tags),
+        matching=ruling.matching,
+        protected=ruling.protected,
+        eligible=len(ruling.going),
+        more_eligible=not ruling.complete,
+        to_delete=len(manifest),
+        max_runs=policy.limit,
+        by_rule=[
+            RuleCount(
+                name=tally.name,
+                matched=tally.matched,
+                runs=tally.going,
+                protected=tally.protected,
+                kept_by_count=tally.kept_by_count,
+            )
+            for tally in ruling.tallies
+        ],
+        by_state=ruling.by_state(),
+        by_flow=_top([Count(name=flows.get(k, "?"), runs=n) for k, n in ruling.by_flow().items()]),
+        by_deployment=_top(
+            [Count(name=deployments.get(k, "?"), runs=n) for k, n in ruling.by_deployment().items()]
+        ),
+        oldest_end=ruling.going[0].end_time if ruling.going and len(manifest) else None,
+        newest_end=ruling.newest_end,
+        sample=sample,
+        task_runs=rows["task_run"],
+        logs=rows["log"],
+        targets=list(targets),
+        tables=tables,
+        going_bytes=sum(table.going_bytes for table in tables) if tables else None,
     )
 
 
-class _Tally:
-    def __init__(self) -> None:
-        self.runs = 0
-        self.states: Counter[str] = Counter()
-        self.flows: Counter[UUID] = Counter()
-        self.deployments: Counter[UUID | None] = Counter()
-        self.ids: list[UUID] = []
-
-
-async def _protected_tally(client: PrefectClient, selection: Selection) -> _Tally:
-    tally = _Tally()
-    if not selection.protected_tags:
-        return tally
-    filters = selection.tagged_filters()
-    offset = 0
-    while True:
-        page = await client.read_flow_runs(
-            **filters, sort=FlowRunSort.ID_DESC, limit=PAGE, offset=offset
-        )
-        for run in page:
-            if selection.in_tag_scope(run) and selection.is_protected(run.tags):
-                tally.ids.append(run.id)
-                tally.runs += 1
-                tally.states[run.state_type.value if run.state_type else ""] += 1
-                tally.flows[run.flow_id] += 1
-                tally.deployments[run.deployment_id] += 1
+async def flow_run_rows(
+    client: PrefectClient, database: Database | None, manifest: Manifest
+) -> Rows:
+    """The rows that go with the manifest's runs, per table: counted in the database,
+    or through the API (task runs counted, logs estimated from the first runs)."""
+    rows = Rows({"flow_run": len(manifest)}) if len(manifest) else Rows()
+    ids = list(manifest.flow_run_ids)
+    if not ids:
+        return rows
+    if database is not None:
+        async with database.session() as session:
+            return await count_rows(session, database.db, ids)
+    for start in range(0, len(ids), PAGE):
+        body = {"flow_runs": {"id": {"any_": [str(i) for i in ids[start : start + PAGE]]}}}
+        rows["task_run"] += await api.count_runs(client, "task_runs", body)
+    sample = ids[:SAMPLE]
+    lines = 0
+    log_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=sample))
+    for offset in range(0, MAX_SAMPLE_LOGS, PAGE):
+        page = await client.read_logs(log_filter=log_filter, limit=PAGE, offset=offset)
+        lines += len(page)
         if len(page) < PAGE:
-            return tally
-        offset += PAGE
+            break
+    rows["log"] = round(lines / len(sample) * len(ids))
+    return +rows
 
 
-async def _by_flow(client: PrefectClient, selection: Selection, protected: _Tally) -> list[Count]:
-    filters = selection.read_filters()
-    flows = await client.read_flows(
-        flow_run_filter=filters["flow_run_filter"],
-        flow_filter=filters.get("flow_filter"),
-        limit=PAGE,
+async def _read_runs(client: PrefectClient, ids: list[UUID]) -> dict[UUID, FlowRun]:
+    if not ids:
+        return {}
+    runs = await client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)), limit=len(ids)
     )
-    counts = []
-    for flow in flows:
-        scoped = dict(filters, flow_filter=FlowFilter(id=FlowFilterId(any_=[flow.id])))
-        runs = await client.count_flow_runs(**scoped) - protected.flows[flow.id]
-        if runs:
-            counts.append(Count(name=flow.name, runs=runs))
-    return _top(counts)
+    return {run.id: run for run in runs}
 
 
-async def _by_deployment(
-    client: PrefectClient, selection: Selection, protected: _Tally
-) -> list[Count]:
-    filters = selection.read_filters()
-    deployments = await client.read_deployments(
-        flow_run_filter=filters["flow_run_filter"], limit=PAGE
-    )
-    names = {flow.id: flow.name for flow in await client.read_flows(limit=PAGE)}
-    counts = []
-    for deployment in deployments:
-        scoped = dict(
-            filters, deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id]))
+async def _flow_names(client: PrefectClient, ids: set[UUID]) -> dict[UUID, str]:
+    names: dict[UUID, str] = {}
+    wanted = sorted(ids, key=str)
+    for start in range(0, len(wanted), PAGE):
+        flows = await client.read_flows(
+            flow_filter=FlowFilter(id=FlowFilterId(any_=wanted[start : start + PAGE])),
+            limit=PAGE,
         )
-        runs = await client.count_flow_runs(**scoped) - protected.deployments[deployment.id]
-        if runs:
-            name = f"{names.get(deployment.flow_id, '?')}/{deployment.name}"
-            counts.append(Count(name=name, runs=runs))
-    return _top(counts)
+        names.update({flow.id: flow.name for flow in flows})
+    return names
+
+
+async def _deployment_names(
+    client: PrefectClient, ids: set[UUID], flows: dict[UUID, str]
+) -> dict[UUID, str]:
+    names: dict[UUID, str] = {}
+    wanted = sorted(ids, key=str)
+    for start in range(0, len(wanted), PAGE):
+        deployments = await client.read_deployments(
+            deployment_filter=DeploymentFilter(
+                id=DeploymentFilterId(any_=wanted[start : start + PAGE])
+            ),
+            limit=PAGE,
+        )
+        for deployment in deployments:
+            flow = (
+                flows.get(deployment.flow_id) or (await client.read_flow(deployment.flow_id)).name
+            )
+            names[deployment.id] = f"{flow}/{deployment.name}"
+    return names
 
 
 def _top(counts: list[Count]) -> list[Count]:
@@ -207,84 +289,16 @@ def _top(counts: list[Count]) -> list[Count]:
     return [*counts[:TOP], Count(name=f"({len(counts) - TOP} others)", runs=rest)]
 
 
-async def _first_runs(client: PrefectClient, selection: Selection) -> list[FlowRun]:
-    """The runs the deletion takes first (oldest), protected ones left out."""
-    runs: list[FlowRun] = []
-    offset = 0
-    while len(runs) < SAMPLE:
-        page = await client.read_flow_runs(
-            **selection.read_filters(),
-            sort=FlowRunSort.EXPECTED_START_TIME_ASC,
-            limit=PAGE,
-            offset=offset,
-        )
-        runs.extend(run for run in page if selection.is_deletable(run))
-        if len(page) < PAGE:
-            break
-        offset += PAGE
-    return runs[:SAMPLE]
-
-
-async def _newest_end(client: PrefectClient, selection: Selection) -> datetime | None:
-    page = await client.read_flow_runs(
-        **selection.read_filters(), sort=FlowRunSort.END_TIME_DESC, limit=PAGE
-    )
-    return next((run.end_time for run in page if selection.is_deletable(run)), None)
-
-
-async def _children(
-    client: PrefectClient,
-    selection: Selection,
-    sample: list[FlowRun],
-    eligible: int,
-    protected: _Tally,
-) -> tuple[float, float]:
-    """Task runs are counted (protected runs' subtracted); logs are estimated from the sample."""
-    if selection.work_queue_ids is not None:
-        # Task-run counts cannot filter on work queues: estimate from the sample.
-        of_sample = FlowRunFilter(id=FlowRunFilterId(any_=[run.id for run in sample]))
-        counted = await _count_task_runs(client, {"flow_run_filter": of_sample})
-        per_run = counted / len(sample) if sample else 0.0
-        task_runs = per_run * eligible
-    else:
-        task_runs = await _count_task_runs(client, selection.read_filters())
-    if protected.ids and selection.work_queue_ids is None:
-        kept = 0
-        for start in range(0, len(protected.ids), PAGE):
-            ids = protected.ids[start : start + PAGE]
-            kept += await _count_task_runs(
-                client, {"flow_run_filter": FlowRunFilter(id=FlowRunFilterId(any_=ids))}
-            )
-        task_runs = max(0, task_runs - kept)
-    logs = 0.0
-    if sample:
-        sample_logs = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id for run in sample]))
-        lines = 0
-        for offset in range(0, MAX_SAMPLE_LOGS, PAGE):
-            page = await client.read_logs(log_filter=sample_logs, limit=PAGE, offset=offset)
-            lines += len(page)
-            if len(page) < PAGE:
-                break
-        logs = lines / len(sample) * eligible
-    return task_runs, logs
-
-
-async def _count_task_runs(client: PrefectClient, filters: dict[str, Any]) -> int:
-    body: dict[str, Any] = {
-        "flow_runs": filters["flow_run_filter"].model_dump(mode="json", exclude_unset=True)
-    }
-    if "flow_filter" in filters:
-        body["flows"] = filters["flow_filter"].model_dump(mode="json", exclude_unset=True)
-    return await api.count_runs(client, "task_runs", body)
-
-
-async def _sample_run(client: PrefectClient, run: FlowRun) -> SampleRun:
-    flow = await client.read_flow(run.flow_id)
-    return SampleRun(
-        id=run.id,
-        name=run.name,
-        flow=flow.name,
-        state=run.state_name or (run.state_type.value if run.state_type else "?"),
-        end_time=run.end_time,
-        tags=list(run.tags),
-    )
+async def _tables(database: Database | None, rows: Rows) -> list[TableSize]:
+    """Each table a cleanup deletes from, with what would go; where sizes are measurable."""
+    if database is None:
+        return []
+    try:
+        sizes = await table_sizes(database)
+    except Exception as exc:  # a figure for the approver, never a reason to fail
+        logger.warning("could not measure the tables (%s: %s)", type(exc).__name__, exc)
+        return []
+    return [
+        size.with_going(rows.get(table, 0))
+        for table, size in sorted(sizes.items(), key=lambda item: -item[1].bytes)
+    ]

@@ -10,7 +10,7 @@ run is checked against it once more just before it is deleted.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
@@ -40,7 +40,8 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.exceptions import ObjectNotFound
 from prefect.types._datetime import now
 
-from flows.cleanup.config import TERMINAL, RetentionConfig
+from flows.cleanup.config import RetentionConfig
+from flows.cleanup.policy import TERMINAL
 from flows.errors import ScopeError
 
 if TYPE_CHECKING:
@@ -138,24 +139,45 @@ class Selection:
             for pattern in self.protected_tags
         )
 
-    def is_deletable(self, run: FlowRun) -> bool:
-        """The last check before a run is deleted, on what the server just returned."""
-        state = run.state_type.value if run.state_type else None
-        if state not in self.states or run.end_time is None or run.end_time >= self.cutoff:
-            return False
-        if self.is_protected(run.tags):
-            return False
-        if run.parent_task_run_id is not None:
+    def matches(self, run: Any) -> bool:
+        """Whether ``run`` (a ``FlowRun`` or ``RunFacts``) is in this selection's scope and
+        states, whatever its age or tags: the runs a rule decides for."""
+        state = getattr(run.state_type, "value", run.state_type)
+        if state not in self.states or run.parent_task_run_id is not None:
             return False
         if self.flow_ids is not None and run.flow_id not in self.flow_ids:
             return False
         if self.deployment_ids is not None and run.deployment_id not in self.deployment_ids:
             return False
-        if not self.in_tag_scope(run):
+        if self.tags and not set(self.tags) & set(run.tags):
             return False
         return not (
             self.work_queue_ids is not None and run.work_queue_id not in self.work_queue_ids
         )
+
+    def is_deletable(self, run: Any) -> bool:
+        """The last check before a run is deleted, on what the server just returned."""
+        if not self.matches(run) or run.end_time is None or run.end_time >= self.cutoff:
+            return False
+        return not self.is_protected(run.tags)
+
+    def match_sql(self, db: PrefectDBInterface) -> sa.ColumnElement[bool]:
+        """``matches`` in SQL: scope and states, top-level runs, whatever their age."""
+        import sqlalchemy as sa
+
+        conditions: list[sa.ColumnElement[bool]] = [
+            db.FlowRun.parent_task_run_id.is_(None),
+            db.FlowRun.state_type.in_(self.states),
+        ]
+        if self.flow_ids is not None:
+            conditions.append(db.FlowRun.flow_id.in_(self.flow_ids))
+        if self.deployment_ids is not None:
+            conditions.append(db.FlowRun.deployment_id.in_(self.deployment_ids))
+        if self.tags:
+            conditions.append(tags_match(db, db.FlowRun.tags, self.tags, exact=True))
+        if self.work_queue_ids is not None:
+            conditions.append(db.FlowRun.work_queue_id.in_(self.work_queue_ids))
+        return sa.and_(*conditions)
 
     def sql_condition(self, db: PrefectDBInterface) -> sa.ColumnElement[bool]:
         """The same selection as one SQL condition, protected tags included."""
@@ -172,31 +194,36 @@ class Selection:
             db.FlowRun.state_type.in_(self.states),
         ]
         if self.protected_tags:
-            conditions.append(sa.not_(self._protected_sql(db)))
+            conditions.append(sa.not_(tags_match(db, db.FlowRun.tags, self.protected_tags)))
         if self.flow_ids is not None:
             conditions.append(db.FlowRun.flow_id.in_(self.flow_ids))
         if self.work_queue_ids is not None:
             conditions.append(db.FlowRun.work_queue_id.in_(self.work_queue_ids))
         return sa.and_(*conditions)
 
-    def _protected_sql(self, db: PrefectDBInterface) -> sa.ColumnElement[bool]:
-        """``is_protected`` in SQL: a tag of the run matches a pattern, ignoring case."""
-        import sqlalchemy as sa
 
-        dialect = db.database_config.connection_url.split(":", 1)[0].split("+", 1)[0]
-        if dialect == "postgresql":
-            tags = sa.func.jsonb_array_elements_text(db.FlowRun.tags).table_valued("value")
-            matches = [
-                sa.func.lower(tags.c.value).like(_like(pattern.lower()), escape="\\")
-                for pattern in self.protected_tags
-            ]
-        else:
-            tags = sa.func.json_each(db.FlowRun.tags).table_valued("value")
-            matches = [
-                sa.func.lower(tags.c.value).op("GLOB")(pattern.lower())
-                for pattern in self.protected_tags
-            ]
-        return sa.exists(sa.select(sa.literal(1)).select_from(tags).where(sa.or_(*matches)))
+def tags_match(
+    db: PrefectDBInterface, tags: Any, patterns: Sequence[str], *, exact: bool = False
+) -> sa.ColumnElement[bool]:
+    """A JSON tag list holds a tag matching any of ``patterns``: globs (``*``, ``?``)
+    ignoring case, as protected tags are; or, ``exact``, one of these very tags."""
+    import sqlalchemy as sa
+
+    dialect = db.database_config.connection_url.split(":", 1)[0].split("+", 1)[0]
+    if dialect == "postgresql":
+        each = sa.func.jsonb_array_elements_text(tags).table_valued("value")
+    else:
+        each = sa.func.json_each(tags).table_valued("value")
+    if exact:
+        matches = [each.c.value.in_(list(patterns))]
+    elif dialect == "postgresql":
+        matches = [
+            sa.func.lower(each.c.value).like(_like(pattern.lower()), escape="\\")
+            for pattern in patterns
+        ]
+    else:
+        matches = [sa.func.lower(each.c.value).op("GLOB")(pattern.lower()) for pattern in patterns]
+    return sa.exists(sa.select(sa.literal(1)).select_from(each).where(sa.or_(*matches)))
 
 
 def _like(pattern: str) -> str:
@@ -217,33 +244,17 @@ async def resolve(
     whatever config the run was given (see ``deployment_protection``).
     """
     cutoff = (at or now("UTC")) - timedelta(days=config.retention_days)
-    labels: dict[str, list[str]] = {}
-    flow_ids = deployment_ids = queue_ids = None
-    if config.flows:
-        flows = await client.read_flows(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=config.flows))
+    scope = await resolve_scope(client, config.flows, config.deployments, config.work_pools)
+    labels = {
+        key: list(values)
+        for key, values in (
+            ("flows", config.flows),
+            ("deployments", config.deployments),
+            ("work_pools", config.work_pools),
+            ("tags", config.tags),
         )
-        found = {flow.name: flow.id for flow in flows}
-        await _require(client, "flow", config.flows, found)
-        flow_ids = tuple(found[name] for name in config.flows)
-        labels["flows"] = list(config.flows)
-    if config.deployments:
-        deployment_ids = tuple(await _deployment_ids(client, config.deployments))
-        labels["deployments"] = list(config.deployments)
-    if config.work_pools:
-        pools = await client.read_work_pools(
-            work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=config.work_pools))
-        )
-        await _require(
-            client, "work pool", config.work_pools, {pool.name: pool.id for pool in pools}
-        )
-        queues: list[UUID] = []
-        for pool in config.work_pools:
-            queues.extend(queue.id for queue in await client.read_work_queues(work_pool_name=pool))
-        queue_ids = tuple(queues)
-        labels["work_pools"] = list(config.work_pools)
-    if config.tags:
-        labels["tags"] = list(config.tags)
+        if values
+    }
     return Selection(
         cutoff=cutoff,
         states=tuple(state.value for state in config.states),
@@ -252,13 +263,47 @@ async def resolve(
                 [*config.protected_tags, *await deployment_protection(client, deployment_id)]
             )
         ),
-        flow_ids=flow_ids,
-        deployment_ids=deployment_ids,
         tags=tuple(config.tags) or None,
-        work_queue_ids=queue_ids,
         limit=config.max_runs,
         labels=labels,
+        **scope,
     )
+
+
+async def resolve_scope(
+    client: PrefectClient,
+    flows: list[str],
+    deployments: list[str],
+    work_pools: list[str],
+    where: str = "",
+) -> dict[str, Any]:
+    """Flow, deployment and work-queue ids for names; ``None`` where no name is given.
+
+    ``where`` says which part of the config named them (``rules[0].match``), for
+    the error an unknown name gives.
+    """
+    scope: dict[str, Any] = {"flow_ids": None, "deployment_ids": None, "work_queue_ids": None}
+    if flows:
+        found_flows = await client.read_flows(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=flows))
+        )
+        found = {flow.name: flow.id for flow in found_flows}
+        await _require(client, "flow", flows, found, where)
+        scope["flow_ids"] = tuple(found[name] for name in flows)
+    if deployments:
+        scope["deployment_ids"] = tuple(await _deployment_ids(client, deployments, where))
+    if work_pools:
+        pools = await client.read_work_pools(
+            work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=work_pools))
+        )
+        await _require(
+            client, "work pool", work_pools, {pool.name: pool.id for pool in pools}, where
+        )
+        queues: list[UUID] = []
+        for pool in work_pools:
+            queues.extend(queue.id for queue in await client.read_work_queues(work_pool_name=pool))
+        scope["work_queue_ids"] = tuple(queues)
+    return scope
 
 
 async def deployment_protection(client: PrefectClient, deployment_id: UUID | None) -> list[str]:
@@ -282,7 +327,7 @@ async def deployment_protection(client: PrefectClient, deployment_id: UUID | Non
     return RetentionConfig.model_validate({"protected_tags": tags}).protected_tags
 
 
-async def _deployment_ids(client: PrefectClient, names: list[str]) -> list[UUID]:
+async def _deployment_ids(client: PrefectClient, names: list[str], where: str) -> list[UUID]:
     wanted = [name.split("/", 1) for name in names]
     deployments = await client.read_deployments(
         deployment_filter=DeploymentFilter(
@@ -301,12 +346,12 @@ async def _deployment_ids(client: PrefectClient, names: list[str]) -> list[UUID]
         else {}
     )
     found = {f"{flows.get(d.flow_id)}/{d.name}": d.id for d in deployments}
-    await _require(client, "deployment", names, found)
+    await _require(client, "deployment", names, found, where)
     return [found[name] for name in names]
 
 
 async def _require(
-    client: PrefectClient, kind: str, names: list[str], found: dict[str, UUID]
+    client: PrefectClient, kind: str, names: list[str], found: dict[str, UUID], where: str = ""
 ) -> None:
     missing = [name for name in names if name not in found]
     if not missing:
@@ -320,7 +365,8 @@ async def _require(
         )
     raise ScopeError(
         f"the cleanup's config names {kind}s the server does not have: {', '.join(hints)}",
-        f"fix the '{kind.replace(' ', '_')}s' parameter of the cleanup (names are case-sensitive)",
+        f"fix the '{where + '.' if where else ''}{kind.replace(' ', '_')}s' parameter of the "
+        "cleanup (names are case-sensitive)",
     )
 
 

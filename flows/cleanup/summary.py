@@ -25,6 +25,10 @@ class Summary(BaseModel):
     bytes_before: int | None = Field(None, description="Database size before, when measurable.")
     bytes_after: int | None = Field(None, description="Database size after, when measurable.")
     bytes_freed: int | None = Field(None, description="before - after, when both are known.")
+    rows: dict[str, int] = Field(
+        default_factory=dict,
+        description="Rows deleted per table, every target included: what each table lost.",
+    )
     vacuum: str = Field("", description="The VACUUM statement run afterwards, if any.")
     error: str = Field("", description="Why the deletion stopped, when it failed.")
 
@@ -39,6 +43,7 @@ class Summary(BaseModel):
             duration_seconds=round(progress.elapsed_seconds, 3),
             runs_per_second=round(progress.runs_per_second, 1),
             path=progress.path,
+            rows=dict(progress.rows),
             **extra,
         )
 
@@ -57,6 +62,8 @@ def preview_markdown(preview: Preview, dry_run: bool = False) -> str:
     capped = (
         f" (capped at {preview.max_runs}; {preview.eligible} eligible)"
         if preview.to_delete < preview.eligible
+        else f" (capped at {preview.max_runs}; more are eligible: the next cleanup)"
+        if preview.more_eligible
         else ""
     )
     lines = [
@@ -83,14 +90,42 @@ def preview_markdown(preview: Preview, dry_run: bool = False) -> str:
     if preview.by_deployment:
         lines += ["", "| Deployment | Runs |", "|---|---:|"]
         lines += [f"| {count.name} | {count.runs} |" for count in preview.by_deployment]
+    if len(preview.by_rule) > 1:
+        lines += ["", "| Rule | Decided for | Lets go | Protected | Kept as newest |"]
+        lines += ["|---|---:|---:|---:|---:|"]
+        lines += [
+            f"| {rule.name} | {rule.matched} | {rule.runs} | {rule.protected} | "
+            f"{rule.kept_by_count} |"
+            for rule in preview.by_rule
+        ]
     if preview.sample:
-        lines += ["", "First runs to go:", "", "| Run | Flow | State | Ended | Tags |"]
-        lines += ["|---|---|---|---|---|"]
+        lines += ["", "First runs to go:", "", "| Run | Flow | State | Ended | Tags | Rule |"]
+        lines += ["|---|---|---|---|---|---|"]
         lines += [
             f"| {run.name} | {run.flow} | {run.state} | {_when(run.end_time)} | "
-            f"{', '.join(run.tags)} |"
+            f"{', '.join(run.tags)} | {run.rule} |"
             for run in preview.sample
         ]
+    for target in preview.targets:
+        if target.needs_database:
+            lines += [
+                "",
+                f"**{target.title.capitalize()}**: not from here; {target.needs_database}.",
+            ]
+        else:
+            going = ", ".join(f"{n} {table}" for table, n in target.rows.items()) or "nothing"
+            capped = " (more than max_rows: the rest next time)" if target.capped else ""
+            lines += ["", f"**{target.title.capitalize()}**: {going}{capped}."]
+    if preview.tables:
+        lines += ["", "| Table | Rows going | Bytes going (est.) | Rows now | Size now |"]
+        lines += ["|---|---:|---:|---:|---:|"]
+        lines += [
+            f"| {t.table} | {t.going_rows} | {_size(t.going_bytes)} | {t.rows} | {_size(t.bytes)} |"
+            for t in preview.tables
+        ]
+        lines.append(
+            f"| all | | {_size(preview.going_bytes)} | | {_size(preview.database_bytes)} |"
+        )
     return "\n".join(lines)
 
 
@@ -114,6 +149,9 @@ def summary_markdown(summary: Summary) -> str:
         lines.append(
             f"| Asked for, not confirmed (server stopped answering) | {summary.unconfirmed} |"
         )
+    if summary.rows:
+        lines += ["", "| Table | Rows deleted |", "|---|---:|"]
+        lines += [f"| {table} | {count} |" for table, count in summary.rows.items()]
     if summary.error:
         lines += ["", f"Stopped: {summary.error}"]
     return "\n".join(lines)

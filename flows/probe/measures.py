@@ -13,7 +13,7 @@ import os
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol, TypeVar
 
 import httpx
@@ -24,7 +24,7 @@ from prefect.exceptions import ObjectNotFound
 from flows.errors import MetricUnavailable
 from triggers import api
 from triggers.hints import did_you_mean
-from triggers.metrics.queries import RunCountQuery, RunScope, TableQuery
+from triggers.metrics.queries import AGE_COLUMNS, AgeQuery, RunCountQuery, RunScope, TableQuery
 
 FINISHED = ("COMPLETED", "FAILED", "CRASHED")
 """Runs that ran to an end by themselves; cancelled runs say nothing about health."""
@@ -109,6 +109,69 @@ async def table_rows(source: Source, query: TableQuery, window: timedelta) -> fl
             return float(estimate)
         # -1: never analyzed yet (a young database); small enough to count.
     return float(await database.scalar(f'SELECT count(*) FROM "{table}"'))
+
+
+async def table_bytes(source: Source, query: TableQuery, window: timedelta) -> float:
+    database = source.require_database()
+    table = query.table  # validated against Prefect's own table names
+    if database.dialect == "postgresql":
+        size = await database.scalar(
+            "SELECT pg_total_relation_size(to_regclass(:name))", name=table
+        )
+    else:
+        size = await database.scalar(
+            "SELECT coalesce(sum(s.pgsize), 0) FROM dbstat s "
+            "JOIN sqlite_master m ON m.name = s.name WHERE m.tbl_name = :name",
+            name=table,
+        )
+    if size is None:
+        raise MetricUnavailable(f"the server's database has no table {table!r}")
+    return float(size)
+
+
+def _aged(query: AgeQuery) -> tuple[str, str]:
+    """The table and its time column, both from fixed lists (never from the YAML as such);
+    runs count only once they are finished, as the cleanup sees them."""
+    column = AGE_COLUMNS[query.table]
+    where = f'"{column}" IS NOT NULL'
+    if query.table in ("flow_run", "task_run"):
+        where += " AND state_type IN ('COMPLETED', 'FAILED', 'CANCELLED', 'CRASHED')"
+    return f'"{query.table}"', where
+
+
+async def oldest_row_age(source: Source, query: AgeQuery, window: timedelta) -> float | None:
+    database = source.require_database()
+    table, where = _aged(query)
+    column = AGE_COLUMNS[query.table]
+    oldest = await database.scalar(f'SELECT min("{column}") FROM {table} WHERE {where}')
+    if oldest is None:
+        return None  # an empty table: nothing is overdue
+    if isinstance(oldest, str):  # SQLite hands timestamps back as text
+        oldest = datetime.fromisoformat(oldest)
+    if oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=UTC)
+    return max(0.0, (source.now - oldest).total_seconds())
+
+
+async def rows_older_than(source: Source, query: AgeQuery, window: timedelta) -> float:
+    database = source.require_database()
+    if query.older_than is None:
+        raise MetricUnavailable(
+            "database.rows_older_than needs query.older_than",
+            "add older_than (for example 7d) to the trigger's query and run python scripts/sync.py",
+        )
+    table, where = _aged(query)
+    column = AGE_COLUMNS[query.table]
+    before = source.now - query.older_than
+    if database.dialect != "postgresql":
+        before_value: Any = before.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    else:
+        before_value = before
+    count = await database.scalar(
+        f'SELECT count(*) FROM {table} WHERE {where} AND "{column}" < :before',
+        before=before_value,
+    )
+    return float(count or 0)
 
 
 # --- counts through the API --------------------------------------------------------
@@ -284,6 +347,9 @@ async def success_rate(source: Source, query: RunScope, window: timedelta) -> fl
 MEASURES: dict[str, Measure] = {
     "database.size_bytes": database_size,
     "database.table_rows": table_rows,
+    "database.table_bytes": table_bytes,
+    "database.oldest_row_age": oldest_row_age,
+    "database.rows_older_than": rows_older_than,
     "flow_runs.count": _run_count("flow_runs"),
     "task_runs.count": _run_count("task_runs"),
     "flow_runs.lateness": lateness,

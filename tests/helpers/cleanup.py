@@ -84,10 +84,17 @@ def release_slot(api_url: str, name: str = LIMIT_NAME) -> None:
     """Free a concurrency slot a killed run may have left taken (the cleanup's by default),
     and forget its holder."""
     with httpx.Client(base_url=api_url, timeout=30) as client:
-        response = client.patch(f"/v2/concurrency_limits/{name}", json={"active_slots": 0})
-        assert response.status_code in (204, 404), response.text
-        response = client.delete(f"/variables/name/{holder_variable(name)}")
-        assert response.status_code in (204, 404), response.text
+        for method, path, body in (
+            ("PATCH", f"/v2/concurrency_limits/{name}", {"active_slots": 0}),
+            ("DELETE", f"/variables/name/{holder_variable(name)}", None),
+        ):
+            # A SQLite-backed server answers 503 while another writer holds its lock.
+            for _ in range(20):
+                response = client.request(method, path, json=body)
+                if response.status_code != 503:
+                    break
+                time.sleep(0.5)
+            assert response.status_code in (204, 404), response.text
 
 
 async def surviving(api_url: str, ids: list[UUID]) -> set[UUID]:

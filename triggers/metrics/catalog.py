@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from triggers.metrics.queries import NoQuery, RunCountQuery, RunScope, TableQuery
+from triggers.metrics.queries import AgeQuery, NoQuery, RunCountQuery, RunScope, TableQuery
 from triggers.specmodel import SpecModel
 from triggers.units import Unit
 
@@ -50,6 +50,31 @@ CATALOG: dict[str, Metric] = {
             "nothing on a table of millions.",
             reads="database",
             query_model=TableQuery,
+        ),
+        Metric(
+            "database.table_bytes",
+            Unit.BYTES,
+            "Bytes one table holds, its indexes included: dbstat on SQLite, "
+            "pg_total_relation_size on PostgreSQL.",
+            reads="database",
+            query_model=TableQuery,
+        ),
+        Metric(
+            "database.oldest_row_age",
+            Unit.SECONDS,
+            "How old the oldest row of a table is (events by when they occurred, finished "
+            "runs by when they ended): above the retention, retention is not keeping up. "
+            "For runs it counts protected and deliberately kept ones too, so watch events "
+            "and logs, or set the threshold above the longest rule.",
+            reads="database",
+            query_model=AgeQuery,
+        ),
+        Metric(
+            "database.rows_older_than",
+            Unit.COUNT,
+            "Rows of a table older than query.older_than: how far behind retention is.",
+            reads="database",
+            query_model=AgeQuery,
         ),
         Metric(
             "flow_runs.count",

@@ -83,3 +83,38 @@ class TableQuery(SpecModel):
             hint = did_you_mean(value, tables) or "tables: " + ", ".join(sorted(tables))
             raise ValueError(f"{value!r} is not a table of Prefect's schema; {hint}")
         return value
+
+
+AGE_COLUMNS: dict[str, str] = {
+    "events": "occurred",
+    "event_resources": "occurred",
+    "log": "timestamp",
+    "flow_run": "end_time",
+    "task_run": "end_time",
+    "flow_run_state": "timestamp",
+    "task_run_state": "timestamp",
+    "artifact": "created",
+}
+"""The tables whose rows age, and the indexed time each row's age is measured by."""
+
+
+class AgeQuery(SpecModel):
+    """One table whose rows age, and optionally the age that counts as overdue."""
+
+    table: str = Field(
+        description="events, event_resources, log, flow_run, task_run, flow_run_state, "
+        "task_run_state or artifact. Runs age from when they ended."
+    )
+    older_than: Duration | None = Field(
+        None,
+        description="For database.rows_older_than: rows older than this (for example 7d, "
+        "the server's event retention) count as overdue.",
+    )
+
+    @field_validator("table")
+    @classmethod
+    def _ageing_table(cls, value: str) -> str:
+        if value not in AGE_COLUMNS:
+            hint = did_you_mean(value, AGE_COLUMNS) or "tables: " + ", ".join(AGE_COLUMNS)
+            raise ValueError(f"{value!r} has no age to measure; {hint}")
+        return value

@@ -8,7 +8,7 @@ from uuid import UUID
 
 import pytest
 from prefect.client.orchestration import PrefectClient
-from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate, VariableCreate
 from prefect.client.schemas.filters import (
     FlowFilter,
     FlowFilterName,
@@ -21,7 +21,14 @@ from flows.devstack.server import LocalServer
 from flows.errors import ScopeError
 from flows.history.seed import RunSpec, make_history
 from flows.lock import LIMIT_NAME, ensure_limit
-from helpers.cleanup import RunCleanup, events_of, names, paused_cleanups, surviving
+from helpers.cleanup import (
+    RunCleanup,
+    events_of,
+    names,
+    paused_cleanups,
+    release_slot,
+    surviving,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -194,6 +201,43 @@ async def test_a_loosened_cleanup_slot_is_put_back_to_one(
     async with PrefectClient(server.api_url) as client:
         limit = await client.read_global_concurrency_limit_by_name(LIMIT_NAME)
     assert (limit.limit, limit.active) == (1, True)
+
+
+async def test_a_holder_that_has_not_recorded_itself_yet_keeps_its_slot(
+    server: LocalServer, run_cleanup: RunCleanup, flow_name: str
+) -> None:
+    """Under load a new holder's record lags behind its taking the slot: the next
+    cleanup must find the slot busy, not left behind, or two would run at once."""
+    from datetime import UTC, datetime
+
+    from flows.lock import Holder, holder_variable
+
+    async with PrefectClient(server.api_url) as client:
+        await client.create_flow_from_name(flow_name)
+        await ensure_limit(client)
+        await client.update_global_concurrency_limit(
+            LIMIT_NAME, GlobalConcurrencyLimitUpdate(active_slots=1)
+        )
+
+    async def record_late() -> None:  # the live holder's record, seconds after its slot
+        await asyncio.sleep(6)
+        now = datetime.now(UTC)
+        async with PrefectClient(server.api_url) as client:
+            await client.create_variable(
+                VariableCreate(
+                    name=holder_variable(LIMIT_NAME),
+                    value=Holder(acquired_at=now, renewed_at=now).model_dump(mode="json"),
+                )
+            )
+
+    try:
+        report, _ = await asyncio.gather(
+            run_cleanup(flows=[flow_name], approval="none"), record_late()
+        )
+    finally:
+        release_slot(server.api_url)
+
+    assert report.outcome is CleanupOutcome.SKIPPED
 
 
 async def test_a_config_naming_an_unknown_flow_fails_with_the_fix_and_an_event(

@@ -75,15 +75,22 @@ async def test_runs_that_ended_after_the_cutoff_survive(
 
 
 async def test_never_more_than_the_approved_count_and_oldest_first(
-    server: LocalServer, run_cleanup: RunCleanup, flow_name: str
+    server: LocalServer, run_cleanup: RunCleanup, flow_name: str, path: str
 ) -> None:
+    """In-process every eligible run is counted; through the API, where every page is a
+    request, reading stops at the cap and the preview says more are eligible."""
     specs = [RunSpec(flow_name, "Completed", ago=timedelta(days=40 + day)) for day in range(6)]
     ids = await make_history(server.api_url, server.database_url, specs)
 
     report = await run_cleanup(max_runs=4, batch_size=3, flows=[flow_name], approval="none")
 
     assert report.preview is not None
-    assert (report.preview.eligible, report.preview.to_delete) == (6, 4)
+    if path == "database":
+        assert (report.preview.eligible, report.preview.to_delete) == (6, 4)
+        assert not report.preview.more_eligible
+    else:
+        assert (report.preview.eligible, report.preview.to_delete) == (4, 4)
+        assert report.preview.more_eligible
     assert report.summary is not None
     assert report.summary.deleted == 4
     assert await surviving(server.api_url, ids) == set(ids[:2])  # the two newest stay

@@ -21,6 +21,7 @@ from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
 from flows.cleanup.deletion import delete_runs
 from flows.cleanup.manifest import Manifest, make_manifest
+from flows.cleanup.rules import Policy
 from flows.cleanup.selection import Selection
 from flows.devstack.server import LocalServer
 from flows.history.seed import RunSpec, make_history
@@ -109,8 +110,10 @@ async def test_without_bulk_delete_and_under_503s_every_approved_run_goes(
     # backoff is what is under test.
     with temporary_settings({PREFECT_CLIENT_MAX_RETRIES: 0}):
         async with PrefectClient(old_busy_server.api_url) as client:
-            manifest = await make_manifest(selection, client, None)
-            progress = await delete_runs(selection, manifest, client=client, batch_size=4)
+            manifest, _ = await make_manifest(Policy.single(selection), client, None)
+            progress = await delete_runs(
+                Policy.single(selection), manifest, client=client, batch_size=4
+            )
 
     assert old_busy_server.busy > 0
     assert progress.path == "api-per-run"
@@ -125,7 +128,9 @@ async def test_a_run_already_gone_is_skipped_not_counted_as_deleted(
 ) -> None:
     selection = Selection(cutoff=datetime.now(UTC), states=("COMPLETED",))
     async with PrefectClient(sqlite_server.api_url) as client:
-        progress = await delete_runs(selection, Manifest((uuid.uuid4(),)), client=client)
+        progress = await delete_runs(
+            Policy.single(selection), Manifest((uuid.uuid4(),)), client=client
+        )
     assert (progress.deleted, progress.skipped, progress.failed) == (0, 1, 0)
 
 
@@ -146,12 +151,14 @@ async def test_lost_answers_never_delete_more_than_the_manifest_and_the_count_is
             flow_ids=(flow.id,),
             limit=5,
         )
-        manifest = await make_manifest(selection, client, None)
+        manifest, _ = await make_manifest(Policy.single(selection), client, None)
     # One re-send by Prefect's client (its default is five, with seconds of backoff).
     with fault_proxy(server.api_url) as proxy, temporary_settings({PREFECT_CLIENT_MAX_RETRIES: 1}):
         proxy.add(Rule(r"^POST /flow_runs/bulk_delete", "drop"))
         async with PrefectClient(proxy.api_url) as client:
-            progress = await delete_runs(selection, manifest, client=client, batch_size=2)
+            progress = await delete_runs(
+                Policy.single(selection), manifest, client=client, batch_size=2
+            )
         assert proxy.rules[0].hits >= 3  # every batch's answer was lost at least once
     left = await surviving(server.api_url, ids)
     assert set(ids) - left == set(manifest.flow_run_ids)

@@ -256,3 +256,45 @@ async def test_the_bundles_own_runs_are_left_out_of_the_averages_unless_named(
         probe_only = await measure(source, "flow_runs.success_rate", named, DAY)
     assert workloads == 100.0, "the probe's own (here failed) runs do not count"
     assert probe_only == 0.0, "named in flows, they do"
+
+
+async def test_retention_metrics_equal_the_tables_own_figures(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Table bytes, the oldest row's age and the rows past a retention, on events written
+    at known times: what the retention-stalled automation watches."""
+    from helpers.retention import event, insert
+
+    kind = f"janitor.test.{uuid.uuid4().hex[:8]}"
+    # Younger than the server's own event retention (7 days), which its vacuum enforces.
+    rows = [event(kind, "res", DAY * 6), *(event(kind, "res", DAY * 5.5) for _ in range(3))]
+    await insert(server.database_url, orm_models.Event, [row for row, _ in rows])
+    (anchor,) = await make_history(server.api_url, server.database_url, [RunSpec("anchor")])
+    async with against(server, "database", monkeypatch):
+        database, why = await Database.find(anchor)
+        assert database is not None, why
+        async with PrefectClient(server.api_url) as client:
+            source = Source(client=client, now=datetime.now(UTC), database=database)
+            age = await measure(source, "database.oldest_row_age", {"table": "events"}, DAY)
+            older = await measure(
+                source, "database.rows_older_than", {"table": "events", "older_than": "5d"}, DAY
+            )
+            size = await measure(source, "database.table_bytes", {"table": "events"}, DAY)
+
+    events = table(orm_models.Event)
+    engine = database_engine(server.database_url)
+    try:
+        async with engine.connect() as conn:
+            oldest = await conn.scalar(sa.select(sa.func.min(events.c.occurred)))
+            past = await conn.scalar(
+                sa.select(sa.func.count()).where(events.c.occurred < datetime.now(UTC) - 5 * DAY)
+            )
+    finally:
+        await engine.dispose()
+    assert age == pytest.approx((source.now - oldest).total_seconds(), abs=5)
+    assert age >= (6 * DAY).total_seconds() - 5
+    assert older == past
+    assert older >= 4
+    assert size > 0
+    with pytest.raises(MetricUnavailable, match=r"needs query\.older_than"):
+        await measure(source, "database.rows_older_than", {"table": "events"}, DAY)

@@ -224,6 +224,9 @@ def test_the_catalog_documents_every_metric() -> None:
     assert set(CATALOG) == {
         "database.size_bytes",
         "database.table_rows",
+        "database.table_bytes",
+        "database.oldest_row_age",
+        "database.rows_older_than",
         "flow_runs.count",
         "task_runs.count",
         "flow_runs.lateness",
