@@ -59,9 +59,6 @@ class Manifest:
         digest = hashlib.sha256("\n".join(map(str, self.flow_run_ids)).encode())
         return digest.hexdigest()[:12]
 
-    def rule_of(self, index: int, default: int) -> int:
-        return self.rules[index] if self.rules else default
-
     def batches(self, size: int) -> Iterator[list[tuple[UUID, int | None]]]:
         """Slices of ``size`` runs, each run with its rule (``None``: the default)."""
         for start in range(0, len(self.flow_run_ids), size):

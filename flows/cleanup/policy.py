@@ -16,8 +16,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-NEVER = None
-
 
 class TerminalState(StrEnum):
     """The only states a cleanup may delete: a run in one of them will not change again."""

@@ -36,7 +36,7 @@ from prefect.client.schemas.filters import (
     WorkQueueFilter,
     WorkQueueFilterId,
 )
-from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.objects import StateType
 from prefect.exceptions import ObjectNotFound
 from prefect.types._datetime import now
 
@@ -115,20 +115,6 @@ class Selection:
                 id=WorkQueueFilterId(any_=list(self.work_queue_ids))
             )
         return filters
-
-    def tagged_filters(self) -> dict[str, Any]:
-        """The scope, narrowed to runs that carry tags: where protected runs are.
-
-        Protected tags are patterns matched without regard to case, which no
-        server-side filter can say, so a caller reads these runs and checks
-        ``is_protected``, and ``in_tag_scope`` when the scope names tags.
-        """
-        filters = self.read_filters()
-        filters["flow_run_filter"].tags = FlowRunFilterTags(is_null_=False)
-        return filters
-
-    def in_tag_scope(self, run: FlowRun) -> bool:
-        return not self.tags or bool(set(self.tags) & set(run.tags))
 
     def is_protected(self, tags: Iterable[str]) -> bool:
         """Whether any tag matches a protected pattern (``keep``, ``keep*``, ``pin-?``),
