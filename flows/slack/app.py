@@ -7,6 +7,13 @@ a person fills in the Prefect UI (``flows.cleanup.approval.ApprovalForm``), answ
 Slack within its 3 s limit, and only then rewrites the message so the buttons
 cannot be pressed again. Anything it cannot check is refused and changes
 nothing: a click is an order to delete data.
+
+A busy Prefect server can take longer than Slack waits. Slack's own advice is to
+acknowledge at once and report through the message's ``response_url``: when the
+decision is not made within ``answer_within_seconds``, the app says it is on its
+way, goes on for up to ``decision_timeout_seconds``, then rewrites the message
+(decided) or adds a note only the clicker sees (refused, with the reason), so a
+slow server never turns a click into "try again".
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from flows.slack.signing import Verifier
 APPROVAL_BLOCK = "janitor-approval"
 APPROVE, REJECT, OPEN = "janitor-approve", "janitor-reject", "janitor-open"
 SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+PENDING = "on its way: Prefect is slow to answer; this message changes once it has"
 logger = get_logger("janitor.slack")
 
 
@@ -52,7 +60,10 @@ class SlackAppSettings(BaseModel):
     api_url: str  # the Prefect server's API
     api_key: SecretStr | None = None
     api_auth_string: SecretStr | None = None  # basic auth "user:pass" of a self-hosted server
-    prefect_timeout_seconds: float = Field(2.0, gt=0, le=2.5)  # Slack waits 3 s for an answer
+    answer_within_seconds: float = Field(2.0, gt=0, le=2.5)  # Slack waits 3 s for an answer
+    # How long a decision may take once Slack has been told it is on its way; a
+    # response_url takes messages for 30 minutes.
+    decision_timeout_seconds: float = Field(30.0, gt=0, le=1800)
 
     @field_validator("signing_secret")
     @classmethod
@@ -194,13 +205,24 @@ def decided_message(click: Click, at: datetime) -> dict[str, Any]:
     return {"replace_original": True, "text": line, "blocks": blocks}
 
 
+def refused_message(click: Click, reason: str) -> dict[str, Any]:
+    """A note only the clicker sees, for a click refused after Slack had its answer."""
+    verb = "approve" if click.approve else "reject"
+    text = f":warning: Could not {verb} this cleanup: {escape(reason)}"
+    return {"response_type": "ephemeral", "replace_original": False, "text": text}
+
+
 async def post_decision(click: Click, at: datetime) -> None:
     """Rewrite the Slack message once Slack has its answer; a failure is logged, the
     decision stands (the run was resumed, and its own events announce the outcome)."""
-    message = decided_message(click, at)
+    await post_to_slack(click.response_url, decided_message(click, at))
+
+
+async def post_to_slack(response_url: str, message: dict[str, Any]) -> None:
+    """POST ``message`` to a click's ``response_url``; a failure is logged, not raised."""
     try:
         async with httpx.AsyncClient(timeout=10) as http:
-            response = await http.post(click.response_url, json=message)
+            response = await http.post(response_url, json=message)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         logger.warning("could not update the Slack message: %s: %s", type(exc).__name__, exc)
         return
@@ -216,6 +238,7 @@ class Approvals:
         self.settings = settings
         self.verifier = Verifier(settings.signing_secret.get_secret_value())
         self._lock = asyncio.Lock()
+        self._late: set[asyncio.Task[None]] = set()  # decisions still running after the answer
 
     async def actions(self, request: Request) -> PlainTextResponse:
         body, headers = await request.body(), request.headers
@@ -232,7 +255,12 @@ class Approvals:
                 raise RequestRefused(
                     403, f"Slack user {click.user_id} is not in JANITOR_SLACK_APPROVERS"
                 )
-            await self._resume(click)
+            decision = asyncio.create_task(self._decide(click))
+            done, _ = await asyncio.wait({decision}, timeout=self.settings.answer_within_seconds)
+            if not done:
+                self._follow(click, decision)
+                return PlainTextResponse(PENDING)
+            decision.result()
         except RequestRefused as refusal:
             logger.warning("refused (%d): %s", refusal.status, refusal.reason)
             return PlainTextResponse(refusal.reason, status_code=refusal.status)
@@ -242,9 +270,28 @@ class Approvals:
             verb, background=BackgroundTask(post_decision, click, datetime.now(UTC))
         )
 
-    async def _resume(self, click: Click) -> None:
-        """Resume the run if it is a paused cleanup, within the time Slack allows."""
-        budget = self.settings.prefect_timeout_seconds
+    def _follow(self, click: Click, decision: asyncio.Task[None]) -> None:
+        """Report a decision that outlived Slack's wait through the message itself."""
+
+        async def report() -> None:
+            try:
+                await decision
+            except RequestRefused as refusal:
+                logger.warning("refused (%d): %s", refusal.status, refusal.reason)
+                await post_to_slack(click.response_url, refused_message(click, refusal.reason))
+                return
+            verb = "approved" if click.approve else "rejected"
+            logger.info("%s flow run %s in Slack by %s", verb, click.run_id, click.user_id)
+            await post_decision(click, datetime.now(UTC))
+
+        # Held here so the task is not garbage-collected before it reports.
+        follower = asyncio.create_task(report())
+        self._late.add(follower)
+        follower.add_done_callback(self._late.discard)
+
+    async def _decide(self, click: Click) -> None:
+        """Resume the run if it is a paused cleanup; raise ``RequestRefused`` if not."""
+        budget = self.settings.decision_timeout_seconds
         try:
             # One decision at a time: a double click must not resume a run twice.
             async with asyncio.timeout(budget), self._lock, self._client() as client:
@@ -276,7 +323,7 @@ class Approvals:
             self.settings.api_url,
             api_key=key.get_secret_value() if key else None,
             auth_string=auth.get_secret_value() if auth else None,
-            httpx_settings={"timeout": httpx.Timeout(self.settings.prefect_timeout_seconds)},
+            httpx_settings={"timeout": httpx.Timeout(self.settings.decision_timeout_seconds)},
         )
 
 

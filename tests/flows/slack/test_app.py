@@ -34,6 +34,7 @@ from flows.history.seed import RunSpec, make_history
 from flows.slack.app import (
     APPROVE,
     OPEN,
+    PENDING,
     REJECT,
     Click,
     SlackAppSettings,
@@ -42,6 +43,7 @@ from flows.slack.app import (
     post_decision,
 )
 from helpers.cleanup import RunCleanup, paused_cleanups, surviving
+from helpers.proxy import Rule, fault_proxy
 from helpers.slack import ALICE, BOB, MALLORY, SECRET, approval_blocks, click, form, signed
 
 pytestmark = pytest.mark.anyio
@@ -144,7 +146,9 @@ async def test_an_approve_click_resumes_the_cleanup_which_deletes(
         body = form(click(APPROVE, paused, slack.url))
         headers = signed(body)
         response, seconds = await post(app_url, body, headers)
-        assert (response.status_code, response.text) == (200, "approved")
+        # A busy server may take longer than Slack waits: then the answer says the
+        # decision is on its way, and the message below is its report.
+        assert (response.status_code, response.text in ("approved", PENDING)) == (200, True)
         assert seconds < 3, f"Slack gives up after 3 s; the app took {seconds:.2f} s"
         report = await running
 
@@ -197,7 +201,7 @@ async def test_refused_clicks_change_nothing_then_a_reject_ends_the_cleanup(
 
             body = form(click(REJECT, paused, slack.url, user=BOB, username="b<o>b & co"))
             response, seconds = await post(app_url, body, signed(body))
-            assert (response.status_code, response.text) == (200, "rejected")
+            assert (response.status_code, response.text in ("rejected", PENDING)) == (200, True)
             assert seconds < 3, f"Slack gives up after 3 s; the app took {seconds:.2f} s"
             report = await running
     finally:
@@ -263,6 +267,30 @@ async def _every_refusal(
     assert not any(SECRET in record.getMessage() for record in caplog.records)
 
 
+async def test_a_slow_prefect_server_gets_an_answer_in_time_and_the_decision_later(
+    server: LocalServer, run_cleanup: RunCleanup, flow_name: str, slack: SlackConsole
+) -> None:
+    ids = await make_history(server.api_url, server.database_url, [RunSpec(flow_name, ago=OLD)])
+    with fault_proxy(server.api_url) as proxy:
+        proxy.add(Rule(r"^POST /flow_runs/[^/]+/resume$", "delay", seconds=3))
+        settings = SlackAppSettings(
+            signing_secret=SECRET, approvers=frozenset({ALICE}), api_url=proxy.api_url
+        )
+        with serving(create_app(settings)) as slow_app:
+            async with waiting_cleanup(server, run_cleanup, flow_name) as (paused, running):
+                body = form(click(REJECT, paused, slack.url))
+                response, seconds = await post(slow_app, body, signed(body))
+                assert (response.status_code, response.text) == (200, PENDING)
+                assert seconds < 3, f"Slack gives up after 3 s; the app took {seconds:.2f} s"
+                (message,) = await messages(slack, 1)
+                report = await running
+
+    assert report.outcome is CleanupOutcome.REJECTED
+    assert await surviving(server.api_url, ids) == set(ids)
+    assert message["replace_original"] is True
+    assert message["text"].startswith("Rejected in Slack by "), message["text"]
+
+
 async def test_a_stalled_prefect_server_still_gets_slack_an_answer_in_time(
     slack: SlackConsole,
 ) -> None:
@@ -271,16 +299,24 @@ async def test_a_stalled_prefect_server_still_gets_slack_an_answer_in_time(
         stalled.listen(8)
         api_url = f"http://127.0.0.1:{stalled.getsockname()[1]}/api"
         settings = SlackAppSettings(
-            signing_secret=SECRET, approvers=frozenset({ALICE}), api_url=api_url
+            signing_secret=SECRET,
+            approvers=frozenset({ALICE}),
+            api_url=api_url,
+            decision_timeout_seconds=3,
         )
         with serving(create_app(settings)) as app_url:
             body = form(click(APPROVE, uuid.uuid4(), slack.url))
             response, seconds = await post(app_url, body, signed(body))
+            (note,) = await messages(slack, 1)
 
-    assert response.status_code == 503
-    assert "Prefect did not answer within 2 s" in response.text
+    assert (response.status_code, response.text) == (200, PENDING)
     assert seconds < 3, f"Slack gives up after 3 s; the app took {seconds:.2f} s"
-    assert slack.received == []
+    assert note == {
+        "response_type": "ephemeral",
+        "replace_original": False,
+        "text": ":warning: Could not approve this cleanup: "
+        "Prefect did not answer within 3 s; check the run, then retry",
+    }
 
 
 def test_the_decision_replaces_only_the_buttons_and_escapes_the_name() -> None:
