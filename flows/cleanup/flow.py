@@ -32,11 +32,10 @@ from flows.cleanup.deletion import (
     delete_targets,
 )
 from flows.cleanup.manifest import Manifest, make_manifest
-from flows.cleanup.preview import FIX_DATABASE, Preview, TargetCount, make_preview
+from flows.cleanup.preview import Preview, count_targets, make_preview
 from flows.cleanup.rules import Policy, resolve_policy
 from flows.cleanup.summary import Summary, preview_markdown, summary_markdown
-from flows.cleanup.targets import Target, make_targets
-from flows.cleanup.targets.target import capped_rows
+from flows.cleanup.targets import Target
 from flows.database import Database
 from flows.errors import Busy
 from flows.events import CleanupStep, StepEvents, Throttle
@@ -111,7 +110,10 @@ async def _cleanup(
     logger.info("cutoff %s; deleting %s", selection.cutoff.isoformat(), why)
 
     manifest, ruling = await make_manifest(policy, client, database)
-    targets, counts = await _targets(config, policy, deleter)
+    targets, counts = await count_targets(config, policy, deleter)
+    for count in counts:
+        if count.needs_database:
+            logger.warning("%s need the database: %s", count.title, count.needs_database)
     preview = await make_preview(
         client,
         policy,
@@ -252,41 +254,6 @@ async def _ask_ai(
         f"it would {leaning} with confidence {decision.confidence:.0%}, below the "
         f"{config.ai.min_confidence:.0%} it needs to decide alone"
     )
-
-
-async def _targets(
-    config: RetentionConfig, policy: Policy, database: Database | None
-) -> tuple[list[Target], list[TargetCount]]:
-    """The other targets the config asks for, and what each would lose now. Without the
-    database they are only named, with the fix: the API cannot delete them."""
-    if not config.other_targets:
-        return [], []
-    if database is None:
-        titles = {
-            "task_runs": "task runs without a flow run",
-            "events": "events",
-            "orphans": "orphans (rows whose flow run is gone)",
-        }
-        counts = [
-            TargetCount(key=key, title=titles[key], rows={}, needs_database=FIX_DATABASE)
-            for key in config.other_targets
-        ]
-        for count in counts:
-            get_run_logger().warning("%s need the database: %s", count.title, FIX_DATABASE)
-        return [], counts
-    targets = await make_targets(config, policy.at, policy.default.protected_tags, database)
-    counts = []
-    for target in targets:
-        rows = await target.count(database)
-        counts.append(
-            TargetCount(
-                key=target.key,
-                title=target.title,
-                rows=dict(rows),
-                capped=capped_rows(target, rows) > config.max_rows,
-            )
-        )
-    return targets, counts
 
 
 async def _delete(

@@ -29,11 +29,13 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.logging import get_logger
 from pydantic import BaseModel, Field
 
+from flows.cleanup.config import RetentionConfig
 from flows.cleanup.manifest import Manifest
 from flows.cleanup.rules import Policy, Ruling
 from flows.cleanup.sizes import TableSize, table_sizes
+from flows.cleanup.targets import make_targets
 from flows.cleanup.targets.flow_runs import count_rows
-from flows.cleanup.targets.target import Rows
+from flows.cleanup.targets.target import Rows, Target, capped_rows
 from flows.database import Database
 from triggers import api
 
@@ -302,3 +304,36 @@ async def _tables(database: Database | None, rows: Rows) -> list[TableSize]:
         size.with_going(rows.get(table, 0))
         for table, size in sorted(sizes.items(), key=lambda item: -item[1].bytes)
     ]
+
+
+async def count_targets(
+    config: RetentionConfig, policy: Policy, database: Database | None
+) -> tuple[list[Target], list[TargetCount]]:
+    """The other targets the config asks for, and what each would lose now. Without the
+    database they are only named, with the fix: the API cannot delete them."""
+    if not config.other_targets:
+        return [], []
+    if database is None:
+        titles = {
+            "task_runs": "task runs without a flow run",
+            "events": "events",
+            "orphans": "orphans (rows whose flow run is gone)",
+        }
+        counts = [
+            TargetCount(key=key, title=titles[key], rows={}, needs_database=FIX_DATABASE)
+            for key in config.other_targets
+        ]
+        return [], counts
+    targets = await make_targets(config, policy.at, policy.default.protected_tags, database)
+    counts = []
+    for target in targets:
+        rows = await target.count(database)
+        counts.append(
+            TargetCount(
+                key=target.key,
+                title=target.title,
+                rows=dict(rows),
+                capped=capped_rows(target, rows) > config.max_rows,
+            )
+        )
+    return targets, counts

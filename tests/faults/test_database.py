@@ -19,7 +19,7 @@ import pytest
 from prefect.client.orchestration import PrefectClient
 from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 
-import flows.cleanup.deletion
+import flows.cleanup.patience
 from flows.cleanup.deletion import DeletionFailed
 from flows.cleanup.flow import CleanupOutcome
 from flows.devstack.server import LocalServer
@@ -182,7 +182,7 @@ async def test_a_worker_cut_off_from_the_database_for_good_fails_announced_then_
     and Slack), its counts are what went, and the next cleanup deletes the rest."""
     server = postgres_fault_server
     flow, keep = await seeded(server)
-    monkeypatch.setattr(flows.cleanup.deletion, "PATIENCE_SECONDS", 3.0)
+    monkeypatch.setattr(flows.cleanup.patience, "PATIENCE_SECONDS", 3.0)
     tcp = TcpProxy("127.0.0.1", 5432).start()
     through = server.database_url.replace(":5432/", f":{tcp.port}/")
     running = asyncio.create_task(
@@ -210,7 +210,7 @@ async def test_a_worker_cut_off_from_the_database_for_good_fails_announced_then_
         {"event": {"name": ["janitor.deletion.failed"]}},
         lambda events: bool(events),
     )
-    monkeypatch.setattr(flows.cleanup.deletion, "PATIENCE_SECONDS", 180.0)
+    monkeypatch.setattr(flows.cleanup.patience, "PATIENCE_SECONDS", 180.0)
     after = await cleanup(server, "database", monkeypatch, flows=[flow], approval="none")
 
     kept = await surviving(server.api_url, keep)
