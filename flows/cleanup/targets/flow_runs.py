@@ -3,9 +3,9 @@
 Deleting a flow run takes, by cascade, its states, its task runs and theirs,
 and its run inputs; its logs and artifacts have no foreign key, so the same
 transaction deletes them, artifacts with their collections kept right. Each
-table's rows are counted in the transaction before they go, so the report
-says per table what went, and it equals what the preview counted for the
-same runs.
+table's rows are counted by the database as they go (``delete_flow_runs``), so
+the report says per table what went, and it equals what the preview counted
+for the same runs.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from flows.cleanup.targets.artifacts import delete_artifacts
-from flows.cleanup.targets.batches import chunked, delete_by
+from flows.cleanup.targets.batches import chunked, delete_by, delete_where
 from flows.cleanup.targets.target import Rows
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def _counts(db: PrefectDBInterface, part: Sequence[Any]) -> dict[str, Any]:
 
 
 CASCADED = ("flow_run_state", "task_run", "task_run_state", "flow_run_input")
-"""Rows the database deletes with a flow run (ON DELETE CASCADE): counted before."""
+"""Rows the database deletes with a flow run (ON DELETE CASCADE)."""
 
 
 async def count_rows(
@@ -61,17 +61,69 @@ async def count_rows(
 
 async def delete_flow_runs(session: AsyncSession, db: PrefectDBInterface, ids: list[Any]) -> Rows:
     """Delete these flow runs and everything that goes with them, in ``session``'s
-    transaction; the rows per table that went.
+    transaction; the rows per table that went, as the database counted them.
 
     A plain DELETE, not Prefect's ``delete_flow_runs`` model: that one loads every
     run with its state to free deployment concurrency slots, which only Pending,
     Running and Cancelling runs hold, and a cleanup deletes finished runs only
     (checked again, under lock, in this very transaction).
+
+    Counting what a cascade took costs as much as the delete if done by counting
+    first, so each database counts its own way. PostgreSQL lets the cascade run
+    (fast there) and reads how many rows this transaction deleted per table from
+    its own statistics (``pg_stat_get_xact_tuples_deleted``). SQLite runs a
+    foreign-key action row by row, so the children go first, a set at a time,
+    each statement counted, and the cascade then finds nothing (measured at
+    20k runs: about 1.5x faster than the cascade, with no count queries).
     """
     if not ids:
         return Rows()
-    rows = await count_rows(session, db, ids, CASCADED)
-    rows["log"] = await delete_by(session, db.Log.flow_run_id, ids)
+    if session.get_bind().dialect.name == "postgresql":
+        before = await _deleted_so_far(session)
+        rows = Rows()
+        rows["log"] = await delete_by(session, db.Log.flow_run_id, ids)
+        rows["artifact"] = await delete_artifacts(session, db, db.Artifact.flow_run_id, ids)
+        rows["flow_run"] = await delete_by(session, db.FlowRun.id, ids)
+        after = await _deleted_so_far(session)
+        for table in CASCADED:
+            rows[table] = after[table] - before[table]
+        return +rows
+    return await _delete_children_first(session, db, ids)
+
+
+async def _deleted_so_far(session: AsyncSession) -> dict[str, int]:
+    """Rows this transaction has deleted so far from each cascaded table (PostgreSQL)."""
+    import sqlalchemy as sa
+
+    # regclass resolves each name as Prefect's own statements do (search_path).
+    columns = ", ".join(
+        f"pg_stat_get_xact_tuples_deleted('{table}'::regclass) AS {table}" for table in CASCADED
+    )
+    row = (await session.execute(sa.text(f"SELECT {columns}"))).one()
+    return {table: int(getattr(row, table)) for table in CASCADED}
+
+
+async def _delete_children_first(
+    session: AsyncSession, db: PrefectDBInterface, ids: list[Any]
+) -> Rows:
+    import sqlalchemy as sa
+
+    rows = Rows()
+    for part in chunked(ids):
+        task_runs = sa.select(db.TaskRun.id).where(db.TaskRun.flow_run_id.in_(part))
+        rows["task_run_state"] += await delete_where(
+            session, db.TaskRunState, db.TaskRunState.task_run_id.in_(task_runs)
+        )
+        rows["task_run"] += await delete_where(
+            session, db.TaskRun, db.TaskRun.flow_run_id.in_(part)
+        )
+        rows["flow_run_input"] += await delete_where(
+            session, db.FlowRunInput, db.FlowRunInput.flow_run_id.in_(part)
+        )
+        rows["flow_run_state"] += await delete_where(
+            session, db.FlowRunState, db.FlowRunState.flow_run_id.in_(part)
+        )
+        rows["log"] += await delete_where(session, db.Log, db.Log.flow_run_id.in_(part))
     rows["artifact"] = await delete_artifacts(session, db, db.Artifact.flow_run_id, ids)
     rows["flow_run"] = await delete_by(session, db.FlowRun.id, ids)
     return +rows
