@@ -100,6 +100,7 @@ async def child(method: str, batch_size: int) -> dict[str, float]:
 
 async def _ours(db: Any, batch_size: int) -> tuple[float, float]:
     """The preview's count, timed, then the deletion; returns (preview s, deletion start)."""
+    from flows.cleanup.deletion import DeletionProgress, delete_targets
     from flows.cleanup.policy import EventRule
     from flows.cleanup.targets.events import Events, event_retentions, event_types
     from flows.database import Database
@@ -113,32 +114,40 @@ async def _ours(db: Any, batch_size: int) -> tuple[float, float]:
     await target.count(database)
     preview = time.perf_counter() - started
     deletion = time.perf_counter()
-    while await target.delete_batch(database, batch_size):
-        pass
+    # The cleanup's own loop: batches sized as a cleanup sizes them, no cap in reach.
+    await delete_targets(
+        [target], database, DeletionProgress(target=0), batch_size=batch_size, max_rows=10**12
+    )
     return preview, deletion
 
 
 # -- databases ---------------------------------------------------------------------------
 
 
-def rows(n: int, resources: int, seed: int = 0) -> tuple[list[tuple], list[tuple]]:
-    """Events over the last 35 days (four in five older than 7 days), each with its
-    resources; plain tuples in the tables' column order."""
-    rng = random.Random(seed)
+def rows(
+    n: int, resources: int, first: int = 0, total: int = 0
+) -> tuple[list[tuple], list[tuple]]:
+    """Events ``first`` to ``first + n`` of ``total``, spread over the last 35 days (four
+    in five older than 7 days) in the order they happened, as a server writes them (a
+    minute of jitter), each with its resources; plain tuples in the tables' column order."""
+    rng = random.Random(first)
+    total = max(total, first + n)
     now = datetime.now(UTC)
+    span = 35 * 86400
     events, links = [], []
     for i in range(n):
-        at = now - timedelta(seconds=rng.uniform(0, 35 * 86400))
+        ago = span * (1 - (first + i) / total) + rng.uniform(-60, 60)
+        at = now - timedelta(seconds=min(max(ago, 0), span))
         stamp = at.strftime("%Y-%m-%d %H:%M:%S.%f")
         event_id = str(uuid.UUID(int=rng.getrandbits(128)))
-        resource = f"prefect.flow-run.{i % 5000}"
+        resource = f"prefect.flow-run.{(first + i) % 5000}"
         events.append(
             (
                 event_id,
                 stamp,
                 stamp,
                 stamp,
-                f"prefect.bench.type-{i % TYPES}",
+                f"prefect.bench.type-{(first + i) % TYPES}",
                 resource,
                 "{}",
                 "[]",
@@ -179,7 +188,7 @@ def seed(db: Db, n: int, resources: int, home: Path) -> None:
     started = time.monotonic()
     chunk = 50_000
     for start in range(0, n, chunk):
-        events, links = rows(min(chunk, n - start), resources, seed=start)
+        events, links = rows(min(chunk, n - start), resources, first=start, total=n)
         if db.backend == "sqlite":
             with contextlib.closing(sqlite3.connect(db.name)) as conn:
                 conn.executemany(

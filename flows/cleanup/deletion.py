@@ -154,7 +154,7 @@ async def delete_targets(
         progress.current = target.title
         taken = 0
         while taken < max_rows:
-            size = min(batch_size, max_rows - taken)
+            size = min(batch_size * target.batch_scale, max_rows - taken)
             try:
                 rows = await patiently(
                     partial(target.delete_batch, database, size), database_trouble

@@ -51,9 +51,12 @@ async def scalar(database_url: str, query: Any) -> Any:
         await engine.dispose()
 
 
-def event(kind: str, resource: str, ago: timedelta, resources: int = 2) -> tuple[dict, list[dict]]:
-    """One event row of type ``kind`` about ``resource``, and its resource rows."""
-    at = datetime.now(UTC) - ago
+def event(
+    kind: str, resource: str, ago: timedelta, resources: int = 2, at: datetime | None = None
+) -> tuple[dict, list[dict]]:
+    """One event row of type ``kind`` about ``resource`` (``ago``, or exactly ``at``), and
+    its resource rows."""
+    at = at or datetime.now(UTC) - ago
     event_id = uuid.uuid4()
     row = {
         "id": event_id,

@@ -4,8 +4,14 @@ newest N of each resource.
 The policy names types by exact name or pattern (``prefect.worker.*``); the
 types present in the database are read once (an index walk of
 ``ix_events__event__id``) and each is given to the first rule naming it.
-Types no rule names are left to the server's own retention. A type's events go
-by ``(event, occurred)`` (index ``ix_events__event_occurred``), oldest first.
+Types no rule names are left to the server's own retention.
+
+Types that share a cutoff go together in one sweep, oldest first along
+``ix_events__occurred_id`` with a keyset cursor, so consecutive batches touch
+neighbouring pages of the table and of its time-ordered indexes. Going type by
+type instead visits every page of the table once per type: on SQLite, where a
+delete rewrites each page it touches, that costs about twice the time at 100k
+events of 20 types (``scripts/bench_retention.py``).
 With keep-last-N the resources of that type are walked in chunks along
 ``ix_events__event_resource_id_occurred`` and only events beyond each one's
 newest N, before the preview's moment, go. An event's resources
@@ -23,8 +29,8 @@ from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
 from flows.cleanup.policy import EventRule
-from flows.cleanup.targets.batches import delete_by
-from flows.cleanup.targets.target import Rows
+from flows.cleanup.targets.batches import delete_by, delete_where
+from flows.cleanup.targets.target import ROWS_SCALE, Rows
 from flows.database import Database
 
 if TYPE_CHECKING:
@@ -76,6 +82,33 @@ async def event_types(database: Database) -> list[str]:
         return list((await session.execute(sa.select(db.Event.event).distinct())).scalars().all())
 
 
+@dataclass(frozen=True)
+class Sweep:
+    """One pass: the ``types`` that share a cutoff (oldest first), or one type with
+    keep-last-N (per resource)."""
+
+    types: tuple[str, ...]
+    cutoff: datetime
+    at: datetime
+    keep_last: int | None = None
+
+
+def sweeps(retentions: Sequence[TypeRetention]) -> list[Sweep]:
+    """Types with the same cutoff and no keep-last-N swept together; the others alone."""
+    shared: dict[datetime, Sweep] = {}
+    alone: list[Sweep] = []
+    for retention in retentions:
+        if retention.keep_last is not None:
+            alone.append(
+                Sweep((retention.event,), retention.cutoff, retention.at, retention.keep_last)
+            )
+            continue
+        known = shared.get(retention.cutoff)
+        types = (known.types if known else ()) + (retention.event,)
+        shared[retention.cutoff] = Sweep(types, retention.cutoff, retention.at)
+    return [*shared.values(), *alone]
+
+
 @dataclass
 class Events:
     """Events of the named types that their retention lets go, with their resources."""
@@ -84,17 +117,24 @@ class Events:
     key: str = "events"
     title: str = "events"
     tables: tuple[str, ...] = ("events",)
+    batch_scale: int = ROWS_SCALE
+    _sweeps: list[Sweep] = field(default_factory=list, repr=False)
     _done: int = field(default=0, repr=False)
+    _cursor: tuple[Any, Any] | None = field(default=None, repr=False)
+    _swept: bool = field(default=False, repr=False)
     _resource_cursor: str | None = field(default=None, repr=False)
     _pending: list[Any] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        self._sweeps = sweeps(self.retentions)
 
     async def count(self, database: Database) -> Rows:
         import sqlalchemy as sa
 
         rows = Rows()
         async with database.session() as session:
-            for retention in self.retentions:
-                going = _going(database.db, retention)
+            for sweep in self._sweeps:
+                going = _going(database.db, sweep)
                 events = int(
                     await session.scalar(sa.select(sa.func.count()).select_from(going.subquery()))
                     or 0
@@ -112,31 +152,71 @@ class Events:
         return +rows
 
     async def delete_batch(self, database: Database, size: int) -> Rows | None:
-        while self._done < len(self.retentions):
-            retention = self.retentions[self._done]
-            ids = await self._next_ids(database, retention, size)
-            if ids:
-                return await _delete_events(database, retention, ids)
+        while self._done < len(self._sweeps):
+            sweep = self._sweeps[self._done]
+            if sweep.keep_last is None:
+                rows = await self._delete_oldest(database, sweep, size)
+                if rows is not None:
+                    return rows
+            else:
+                ids = await self._next_ranked(database, sweep, size)
+                if ids:
+                    return await _delete_ranked(database, sweep, ids)
             self._done += 1
-            self._resource_cursor = None
+            self._cursor = self._resource_cursor = None
+            self._swept = False
         return None
 
-    async def _next_ids(self, database: Database, retention: TypeRetention, size: int) -> list[Any]:
+    async def _delete_oldest(self, database: Database, sweep: Sweep, size: int) -> Rows | None:
+        """The next ``size`` events of the sweep, oldest first, and their resources, in
+        one transaction; None when the sweep has nothing left.
+
+        The batch is a range of ``(occurred, id)`` found and deleted under the write
+        lock, so what goes is selected at delete time by construction, and no id
+        travels to Python and back (at 100k events that was a third of the time).
+        """
+        import sqlalchemy as sa
+
+        if self._swept:
+            return None
+        db = database.db
+        conditions = [_of_types(db, sweep.types), db.Event.occurred < sweep.cutoff]
+        if self._cursor is not None:
+            conditions.append(db.Event.occurred >= self._cursor[0])
+            conditions.append(_key(db) > _bound(db, self._cursor))
+        last = (
+            sa.select(db.Event.occurred, db.Event.id)
+            .where(*conditions)
+            .order_by(db.Event.occurred, db.Event.id)
+            .offset(size - 1)
+            .limit(1)
+        )
+        rows = Rows()
+        async with database.transaction() as session:
+            upper = (await session.execute(last)).first()
+            if upper is not None:
+                # The plain ``occurred <=`` gives the planner the range's end; the
+                # row value alone it does not use as one.
+                conditions.append(db.Event.occurred <= upper.occurred)
+                conditions.append(_key(db) <= _bound(db, (upper.occurred, upper.id)))
+            batch = sa.select(db.Event.id).where(*conditions)
+            rows["event_resources"] = await delete_where(
+                session, db.EventResource, db.EventResource.event_id.in_(batch)
+            )
+            rows["events"] = await delete_where(session, db.Event, sa.and_(*conditions))
+        if upper is None:  # the rest of the sweep went in this batch
+            self._swept = True
+            return +rows if rows["events"] else None
+        self._cursor = (upper.occurred, upper.id)
+        return +rows
+
+    async def _next_ranked(self, database: Database, sweep: Sweep, size: int) -> list[Any]:
         import sqlalchemy as sa
 
         db = database.db
-        if retention.keep_last is None:
-            async with database.session() as session:
-                query = (
-                    sa.select(db.Event.id)
-                    .where(db.Event.event == retention.event, db.Event.occurred < retention.cutoff)
-                    .order_by(db.Event.occurred, db.Event.id)
-                    .limit(size)
-                )
-                return list((await session.execute(query)).scalars().all())
         while not self._pending:
             async with database.session() as session:
-                resources = sa.select(db.Event.resource_id).where(db.Event.event == retention.event)
+                resources = sa.select(db.Event.resource_id).where(db.Event.event == sweep.types[0])
                 if self._resource_cursor is not None:
                     resources = resources.where(db.Event.resource_id > self._resource_cursor)
                 chunk = list(
@@ -154,30 +234,55 @@ class Events:
                     return []
                 self._resource_cursor = chunk[-1]
                 self._pending = list(
-                    (await session.execute(_ranked(db, retention, chunk))).scalars().all()
+                    (await session.execute(_ranked(db, sweep, chunk))).scalars().all()
                 )
         ids, self._pending = self._pending[:size], self._pending[size:]
         return ids
 
 
-def _going(db: PrefectDBInterface, retention: TypeRetention) -> sa.Select[Any]:
+def _key(db: PrefectDBInterface) -> Any:
     import sqlalchemy as sa
 
-    if retention.keep_last is None:
+    return sa.tuple_(db.Event.occurred, db.Event.id)
+
+
+def _bound(db: PrefectDBInterface, key: tuple[Any, Any]) -> Any:
+    """A ``(occurred, id)`` bound with the columns' own types, so SQLite compares like
+    with like."""
+    import sqlalchemy as sa
+
+    occurred, event_id = key
+    return sa.tuple_(
+        sa.bindparam(None, occurred, type_=db.Event.occurred.type),
+        sa.bindparam(None, event_id, type_=db.Event.id.type),
+    )
+
+
+def _of_types(db: PrefectDBInterface, types: tuple[str, ...]) -> sa.ColumnElement[bool]:
+    if len(types) == 1:
+        return db.Event.event == types[0]  # ix_events__event_occurred_id is the way
+    # Several types: ``event || ''`` keeps SQLite from walking the (event, occurred)
+    # index once per type and sorting everything left for each batch; it then walks
+    # ix_events__occurred_id in order, as the keyset cursor wants.
+    return db.Event.event.concat("").in_(types)
+
+
+def _going(db: PrefectDBInterface, sweep: Sweep) -> sa.Select[Any]:
+    import sqlalchemy as sa
+
+    if sweep.keep_last is None:
         return sa.select(db.Event.id).where(
-            db.Event.event == retention.event, db.Event.occurred < retention.cutoff
+            db.Event.event.in_(sweep.types), db.Event.occurred < sweep.cutoff
         )
-    return _ranked(db, retention, None)
+    return _ranked(db, sweep, None)
 
 
-def _ranked(
-    db: PrefectDBInterface, retention: TypeRetention, resources: list[str] | None
-) -> sa.Select[Any]:
+def _ranked(db: PrefectDBInterface, sweep: Sweep, resources: list[str] | None) -> sa.Select[Any]:
     """Events of the type beyond each resource's newest ``keep_last`` (as of ``at``)
     that are older than the cutoff."""
     import sqlalchemy as sa
 
-    conditions = [db.Event.event == retention.event, db.Event.occurred <= retention.at]
+    conditions = [db.Event.event == sweep.types[0], db.Event.occurred <= sweep.at]
     if resources is not None:
         conditions.append(db.Event.resource_id.in_(resources))
     rank = (
@@ -190,32 +295,32 @@ def _ranked(
     )
     ranked = sa.select(db.Event.id, db.Event.occurred, rank).where(*conditions).subquery()
     return sa.select(ranked.c.id).where(
-        ranked.c.rank > retention.keep_last, ranked.c.occurred < retention.cutoff
+        ranked.c.rank > sweep.keep_last, ranked.c.occurred < sweep.cutoff
     )
 
 
-async def _delete_events(database: Database, retention: TypeRetention, ids: list[Any]) -> Rows:
-    """One transaction: the batch, checked again against its type and cutoff (and, with
-    keep-last-N, ranked again among its resources' events), and its resources."""
+async def _delete_ranked(database: Database, sweep: Sweep, ids: list[Any]) -> Rows:
+    """One transaction: the batch, checked again against its type and cutoff, ranked
+    again among its resources' events, and its resources."""
     import sqlalchemy as sa
 
     db = database.db
     rows = Rows()
     query = sa.select(db.Event.id, db.Event.resource_id).where(
         db.Event.id.in_(ids),
-        db.Event.event == retention.event,
-        db.Event.occurred < retention.cutoff,
+        db.Event.event.in_(sweep.types),
+        db.Event.occurred < sweep.cutoff,
     )
     if database.dialect == "postgresql":
         query = query.with_for_update()
     async with database.transaction() as session:
         found = (await session.execute(query)).all()
         still = [row.id for row in found]
-        if still and retention.keep_last is not None:
+        if still:
             # Newer events of a resource may have gone since (the server's own
             # retention): what is among the newest N now stays.
             resources = sorted({row.resource_id for row in found})
-            ranked = set((await session.execute(_ranked(db, retention, resources))).scalars())
+            ranked = set((await session.execute(_ranked(db, sweep, resources))).scalars())
             still = [event_id for event_id in still if event_id in ranked]
         if not still:
             return rows

@@ -22,7 +22,7 @@ from flows.cleanup.policy import TERMINAL
 from flows.cleanup.selection import tags_match
 from flows.cleanup.targets.artifacts import reconcile_collections
 from flows.cleanup.targets.batches import count_by, delete_where
-from flows.cleanup.targets.target import Rows
+from flows.cleanup.targets.target import ROWS_SCALE, Rows
 from flows.database import Database
 
 if TYPE_CHECKING:
@@ -54,6 +54,7 @@ class Orphans:
     key: str = "orphans"
     title: str = "orphans (rows whose flow run is gone)"
     tables: tuple[str, ...] = TABLES
+    batch_scale: int = ROWS_SCALE
     _step: int = field(default=0, repr=False)
     _cursor: Any = field(default=None, repr=False)
     _orphaned: list[Any] = field(default_factory=list, repr=False)

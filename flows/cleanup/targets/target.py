@@ -14,6 +14,10 @@ from typing import Protocol
 
 from flows.database import Database
 
+ROWS_SCALE = 4
+"""An event with its resources (about 6 rows), a task run with its states (about 4),
+an orphan (1): each a quarter of a flow run's rows or less."""
+
 Rows = Counter[str]
 """Rows per table: ``{"events": 1200, "event_resources": 5400}``."""
 
@@ -35,6 +39,13 @@ class Target(Protocol):
     def tables(self) -> tuple[str, ...]:
         """The tables whose rows the cap (``max_rows``) counts: the target's own rows,
         not the ones that go with them."""
+        ...
+
+    @property
+    def batch_scale(self) -> int:
+        """Items per batch for each flow run of ``batch_size``: a batch of any target
+        holds about the rows of ``batch_size`` flow runs (each about 25 rows with its
+        states, task runs and logs), so one short transaction costs about the same."""
         ...
 
     async def count(self, database: Database) -> Rows:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from flows.cleanup.selection import tags_match
 from flows.cleanup.targets.artifacts import delete_artifacts
 from flows.cleanup.targets.batches import count_by, delete_by
-from flows.cleanup.targets.target import Rows
+from flows.cleanup.targets.target import ROWS_SCALE, Rows
 from flows.database import Database
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ class TaskRunsWithoutFlow:
     key: str = "task_runs"
     title: str = "task runs without a flow run"
     tables: tuple[str, ...] = ("task_run",)
+    batch_scale: int = ROWS_SCALE
     _after: tuple[datetime, Any] | None = field(default=None, repr=False)
 
     def condition(self, db: PrefectDBInterface) -> sa.ColumnElement[bool]:

@@ -242,6 +242,48 @@ async def test_events_go_by_type_retention_and_by_the_newest_n_per_resource(
 
 
 @database_only
+async def test_types_that_share_a_cutoff_go_together_batch_by_batch_through_equal_times(
+    server: LocalServer, run_cleanup: RunCleanup, flow_name: str
+) -> None:
+    """One sweep for three types with the same retention, four events a batch, and
+    twenty events at the very same moment: the keyset cursor neither skips nor repeats
+    any, and a type the policy does not name, interleaved with them, stays."""
+    prefix = f"janitor.test.{uuid.uuid4().hex[:8]}"
+    tied = datetime.now(UTC) - DAY * 3
+    rows: list[tuple[dict, list[dict]]] = []
+    for kind in ("a", "b", "c", "unnamed"):
+        rows += [event(f"{prefix}.{kind}", "res.1", DAY, at=tied) for _ in range(5)]
+    rows += [event(f"{prefix}.a", "res.2", DAY * 2 + timedelta(minutes=n)) for n in range(3)]
+    rows += [event(f"{prefix}.{kind}", "res.3", timedelta(hours=1)) for kind in ("a", "b")]
+    await insert(server.database_url, orm_models.Event, [row for row, _ in rows])
+    await insert(server.database_url, orm_models.EventResource, [r for _, rs in rows for r in rs])
+    async with PrefectClient(server.api_url) as client:
+        await client.create_flow_from_name(flow_name)
+
+    report = await run_cleanup(
+        events=[
+            {"types": [f"{prefix}.a", f"{prefix}.b"], "retention_days": 1},
+            {"types": [f"{prefix}.c"], "retention_days": 1},
+        ],
+        flows=[flow_name],
+        approval="none",
+        batch_size=1,
+    )
+
+    events = table(orm_models.Event)
+    left = {
+        kind: await scalar(
+            server.database_url,
+            sa.select(sa.func.count()).where(events.c.event == f"{prefix}.{kind}"),
+        )
+        for kind in ("a", "b", "c", "unnamed")
+    }
+    assert left == {"a": 1, "b": 1, "c": 0, "unnamed": 5}
+    assert report.summary is not None
+    assert report.summary.rows == {"events": 18, "event_resources": 36}
+
+
+@database_only
 async def test_orphans_go_only_when_their_flow_run_is_really_gone_and_collections_follow(
     server: LocalServer, run_cleanup: RunCleanup, flow_name: str
 ) -> None:
