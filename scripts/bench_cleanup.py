@@ -33,8 +33,8 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
+from bench_cleanup_methods import RETENTION_DAYS, child
 from benchkit import (
     Db,
     backends,
@@ -52,7 +52,6 @@ from benchkit import (
 
 from flows.devstack.server import LocalServer
 
-RETENTION_DAYS = 30
 LABELS = {
     "a": "(a) example loop, 0.1 s sleep",
     "b": "(b) per-run delete_flow_run",
@@ -61,123 +60,6 @@ LABELS = {
     "vacuum": "(d) Prefect vacuum_old_flow_runs",
     "sql": "(s) one set-based SQL transaction",
 }
-# -- the measurements, each run by a subprocess of this script ---------------------------
-
-
-async def child(method: str, args: argparse.Namespace) -> dict[str, float]:
-    started = time.perf_counter()
-    deleted, seconds = 0, 0.0
-    if method == "baseline":
-        import flows.cleanup  # noqa: F401  (what the cleanup imports, nothing run)
-    elif method in ("a", "b"):
-        deleted, seconds = await per_run_loop(args.slow_runs, 0.1 if method == "a" else 0.0)
-    elif method == "vacuum":
-        deleted, seconds = await prefect_vacuum()
-    elif method == "sql":
-        deleted, seconds = await set_based()
-    else:
-        limit = args.api_runs if method == "api" and args.api_runs else 10_000_000
-        deleted, seconds = await cleanup_flow(method, limit, args.batch_size)
-    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent across exec.
-    status = Path("/proc/self/status").read_text().split("VmHWM:")[1]
-    peak_mb = int(status.split()[0]) / 1024  # kB
-    total = time.perf_counter() - started
-    return {"deleted": deleted, "seconds": seconds, "peak_mb": peak_mb, "total": total}
-
-
-async def per_run_loop(limit: int, pause: float) -> tuple[int, float]:
-    from prefect import get_client
-    from prefect.client.schemas import filters
-    from prefect.client.schemas.objects import StateType
-    from prefect.client.schemas.sorting import FlowRunSort
-
-    from flows.cleanup.policy import TERMINAL
-
-    old = filters.FlowRunFilter(
-        end_time=filters.FlowRunFilterEndTime(
-            before_=datetime.now(UTC) - timedelta(days=RETENTION_DAYS)
-        ),
-        state={"type": {"any_": [StateType(state) for state in TERMINAL]}},
-    )
-    started = time.perf_counter()
-    async with get_client() as client:
-        runs: list[Any] = []
-        while len(runs) < limit:
-            page = await client.read_flow_runs(
-                flow_run_filter=old,
-                sort=FlowRunSort.EXPECTED_START_TIME_ASC,
-                limit=min(200, limit - len(runs)),
-                offset=len(runs),
-            )
-            runs += page
-            if not page:
-                break
-        for run in runs:
-            await client.delete_flow_run(run.id)
-            if pause:
-                await asyncio.sleep(pause)
-    return len(runs), time.perf_counter() - started
-
-
-async def cleanup_flow(method: str, limit: int, batch_size: int) -> tuple[int, float]:
-    from flows.cleanup.config import RetentionConfig
-    from flows.cleanup.flow import database_cleanup
-
-    config = RetentionConfig(
-        approval="none",
-        retention_days=RETENTION_DAYS,
-        max_runs=limit,
-        batch_size=batch_size,
-        deletion="auto" if method == "db" else "api",
-    )
-    report = await database_cleanup(config)
-    summary, path = report.summary, "database" if method == "db" else "api-bulk"
-    if summary is None or summary.path != path or summary.error:
-        raise RuntimeError(f"the cleanup did not delete on the {path} path: {report}")
-    return summary.deleted, summary.duration_seconds
-
-
-async def prefect_vacuum() -> tuple[int, float]:
-    import sqlalchemy as sa
-    from prefect.server.database import provide_database_interface
-    from prefect.server.services.db_vacuum import vacuum_old_flow_runs
-
-    db = provide_database_interface()
-    count = sa.select(sa.func.count()).select_from(db.FlowRun)
-    async with db.session_context() as session:
-        before = int(await session.scalar(count) or 0)
-    started = time.perf_counter()
-    await vacuum_old_flow_runs(db=db)
-    seconds = time.perf_counter() - started
-    async with db.session_context() as session:
-        return before - int(await session.scalar(count) or 0), seconds
-
-
-async def set_based() -> tuple[int, float]:
-    import sqlalchemy as sa
-    from prefect.server.database import provide_database_interface
-
-    from flows.cleanup.policy import TERMINAL
-
-    db = provide_database_interface()
-    old = (
-        sa.select(db.FlowRun.id)
-        .where(
-            db.FlowRun.parent_task_run_id.is_(None),
-            db.FlowRun.state_type.in_(TERMINAL),
-            db.FlowRun.end_time < datetime.now(UTC) - timedelta(days=RETENTION_DAYS),
-        )
-        .scalar_subquery()
-    )
-    started = time.perf_counter()
-    engine = await db.engine()
-    async with engine.begin() as conn:
-        await conn.execute(sa.delete(db.Log).where(db.Log.flow_run_id.in_(old)))
-        await conn.execute(sa.delete(db.Artifact).where(db.Artifact.flow_run_id.in_(old)))
-        result = await conn.execute(sa.delete(db.FlowRun).where(db.FlowRun.id.in_(old)))
-    return int(result.rowcount or 0), time.perf_counter() - started
-
-
 # -- databases: templates, copies, counts ------------------------------------------------
 
 
@@ -339,9 +221,11 @@ NOTES = """\
   the (c) database path and (d) delete all N, the (c) API path the first {api} (0: all).
   runs/s of (c) is the flow's own summary: deleted / deletion time (the flow's start,
   preview and approval are not counted).
-- (c) deletes each batch's runs (task runs and states cascade), logs and artifacts in one
-  transaction: {batch} runs a batch on the database path, 50 through bulk_delete, whose
-  logs the server deletes afterwards, one background task per run. (d) deletes runs in
+- (c) deletes each batch's runs with everything that goes with them in one transaction
+  (PostgreSQL: the cascade, counted from the transaction's own statistics; SQLite: the
+  children first, a set at a time): {batch} runs a batch on the database path, 50
+  through bulk_delete, whose logs the server deletes afterwards, one background task
+  per run. (d) deletes runs in
   batches of 200, then their logs and artifacts in separate batches: comparable work.
   (d) runs with no server; (a), (b) and (c) talk to a `prefect server start` on the copy.
 - Peak RSS: the measuring subprocess's max RSS; the baseline, {baseline:.0f} MB, is a process

@@ -124,9 +124,7 @@ async def _ours(db: Any, batch_size: int) -> tuple[float, float]:
 # -- databases ---------------------------------------------------------------------------
 
 
-def rows(
-    n: int, resources: int, first: int = 0, total: int = 0
-) -> tuple[list[tuple], list[tuple]]:
+def rows(n: int, resources: int, first: int = 0, total: int = 0) -> tuple[list[tuple], list[tuple]]:
     """Events ``first`` to ``first + n`` of ``total``, spread over the last 35 days (four
     in five older than 7 days) in the order they happened, as a server writes them (a
     minute of jitter), each with its resources; plain tuples in the tables' column order."""
