@@ -48,7 +48,7 @@ class Counted:
     rows: Rows = field(default_factory=Rows)
 
 
-class BatchFailed(Exception):
+class _BatchFailed(Exception):
     """A batch stopped part-way; ``counted`` is what is known of it."""
 
     def __init__(self, counted: Counted, cause: BaseException) -> None:
@@ -77,10 +77,10 @@ class InProcess:
             try:
                 present = await asyncio.wait_for(self._present(asked), READ_BACK_SECONDS)
             except Exception:
-                raise BatchFailed(Counted(unconfirmed=len(asked)), exc) from exc
+                raise _BatchFailed(Counted(unconfirmed=len(asked)), exc) from exc
             gone = len(asked - present)
             counted = Counted(deleted=gone, rows=Rows({"flow_run": gone}) if gone else Rows())
-            raise BatchFailed(counted, exc) from exc
+            raise _BatchFailed(counted, exc) from exc
         deleted = rows.get("flow_run", 0)
         return Counted(deleted=deleted, skipped=len(by_rule) - deleted, rows=rows)
 
@@ -142,10 +142,12 @@ class ThroughApi:
         try:
             left = await patiently(lambda: self._read(ids), api_trouble)
         except Exception as exc:
-            raise BatchFailed(Counted(unconfirmed=len(asked)), failure or exc) from (failure or exc)
+            raise _BatchFailed(Counted(unconfirmed=len(asked)), failure or exc) from (
+                failure or exc
+            )
         deleted = len(asked - set(left))
         if failure is not None:
-            raise BatchFailed(Counted(deleted=deleted), failure) from failure
+            raise _BatchFailed(Counted(deleted=deleted), failure) from failure
         # Asked for but still there: refused by the server's own re-check (the run changed
         # in between), or not deleted; only the second is a failure.
         failed = sum(

@@ -33,11 +33,11 @@ from pydantic import BaseModel, Field
 
 from flows.cleanup.deleters import (
     API_BATCH_LIMIT,
-    BatchFailed,
     Counted,
     InProcess,
     Path,
     ThroughApi,
+    _BatchFailed,
 )
 from flows.cleanup.manifest import Manifest
 from flows.cleanup.patience import database_trouble, patiently
@@ -123,7 +123,7 @@ async def delete_runs(
         by_rule = {run_id: last if rule is None else rule for run_id, rule in batch}
         try:
             counted = await deleter.delete(by_rule)
-        except BatchFailed as failure:
+        except _BatchFailed as failure:
             _add(progress, failure.counted)
             progress.elapsed_seconds = time.monotonic() - started
             raise DeletionFailed(str(failure), progress) from failure.__cause__

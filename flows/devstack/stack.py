@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -31,6 +32,7 @@ from triggers.sync import Mode, Plan, SyncOutcome, sync_automations
 ROOT = Path(__file__).resolve().parents[2]
 """The project folder: the stack runs from a clone, never from an installed wheel."""
 WATCH_SECONDS = 2.0
+SLACK_PORT_FILE = "slack-port"  # the Slack printer's port, kept for the next start
 
 
 @dataclass
@@ -74,7 +76,7 @@ class Stack:
 
             self.environ.update(ENVIRONMENT)
         if not self.environ.get("SLACK_WEBHOOK_URL"):
-            self.slack = _slack_console(self.say, self.port + 1).start()
+            self.slack = _slack_console(self.say, self.home / SLACK_PORT_FILE, self.port + 1)
             self.environ["SLACK_WEBHOOK_URL"] = self.slack.url
             self.say(f"SLACK_WEBHOOK_URL is not set: Slack messages print here ({self.slack.url})")
         self.server = LocalServer(
@@ -223,10 +225,17 @@ def approve_command() -> str:
     return f"{shown} {script.relative_to(ROOT)}"
 
 
-def _slack_console(say: Callable[[str], None], port: int) -> SlackConsole:
-    """The printer on the same port each start when it is free, so the webhook block
-    sync stored last time still points at it and the re-sync writes nothing."""
+def _slack_console(say: Callable[[str], None], remembered: Path, first: int) -> SlackConsole:
+    """The printer on the port it had last time (``first`` the first time) when that
+    port is free, so the webhook block the sync stored still points at it and the
+    re-sync writes nothing; another port (and a block update) only when it is taken."""
     try:
-        return SlackConsole(say, port=port)
+        port = int(remembered.read_text().strip())
+    except (OSError, ValueError):
+        port = first
+    try:
+        console = SlackConsole(say, port=port).start()
     except OSError:
-        return SlackConsole(say)
+        console = SlackConsole(say).start()
+    remembered.write_text(f"{urlsplit(console.url).port}\n")
+    return console
