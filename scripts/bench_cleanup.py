@@ -188,7 +188,9 @@ def checks(results: list[Result]) -> list[str]:
         targets += [("vacuum", 2.0), ("sql", 0.7)]
         for ref, want in targets if method in ("db", "api") else []:
             other = by.get((backend, n, ref))
-            ratio = r.rate / other.rate if other and other.rate else 0.0
+            if other is None:  # not measured in this run
+                continue
+            ratio = r.rate / other.rate if other.rate else 0.0
             verdict = ("PASS" if ratio >= want else "FAIL") if method == "db" else "info"
             lines.append(
                 f"{verdict} {backend} N={n}: {LABELS[method]} is {ratio:.2f}x {LABELS[ref]}"

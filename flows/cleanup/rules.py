@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from prefect.server.database import PrefectDBInterface
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RunFacts:
     """What a rule looks at in a run: read from the database or from the API alike."""
 
@@ -81,7 +81,7 @@ class Tally:
     kept_by_count: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Going:
     """A run that may go, and the rule that let it."""
 
@@ -140,6 +140,9 @@ class Sorting:
         self.oldest_first = oldest_first
         self.ruling = Ruling(tallies=[Tally(rule.name) for rule in rules])
         self._ranks: Counter[tuple[int, UUID]] = Counter()
+        # One object per flow, deployment and state however many runs share it: a
+        # ruling over 100k runs holds each run's own id and end time, little else.
+        self._shared: dict[Any, Any] = {}
         self._done = False
 
     def see(self, run: RunFacts) -> None:
@@ -166,9 +169,9 @@ class Sorting:
                 id=run.id,
                 end_time=run.end_time,
                 rule=index,
-                state_type=run.state_type or "",
-                flow_id=run.flow_id,
-                deployment_id=run.deployment_id,
+                state_type=self._shared.setdefault(run.state_type or "", run.state_type or ""),
+                flow_id=self._shared.setdefault(run.flow_id, run.flow_id),
+                deployment_id=self._shared.setdefault(run.deployment_id, run.deployment_id),
             )
         )
 
