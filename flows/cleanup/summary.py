@@ -60,14 +60,14 @@ def _size(value: int | None) -> str:
 def preview_markdown(preview: Preview, dry_run: bool = False) -> str:
     heading = "Dry run: would delete" if dry_run else "Would delete"
     capped = (
-        f" (capped at {preview.max_runs}; {preview.eligible} eligible)"
+        f" (capped at {preview.max_runs:,}; {preview.eligible:,} eligible)"
         if preview.to_delete < preview.eligible
-        else f" (capped at {preview.max_runs}; more are eligible: the next cleanup)"
+        else f" (capped at {preview.max_runs:,}; more are eligible: the next cleanup)"
         if preview.more_eligible
         else ""
     )
     lines = [
-        f"## {heading} {preview.to_delete} flow runs{capped}",
+        f"## {heading} {preview.to_delete:,} flow runs{capped}",
         "",
         f"Manifest `{preview.manifest_hash}`: exactly these runs, fixed now; an approval "
         "lets only them go, and only those that still qualify then.",
@@ -75,27 +75,27 @@ def preview_markdown(preview: Preview, dry_run: bool = False) -> str:
         f"Runs in {', '.join(s.title() for s in preview.states)} that ended before "
         f"**{_when(preview.cutoff)}** (retention {preview.retention_days:g} days).",
         f"Kept because of a protected tag ({', '.join(preview.protected_tags) or 'none'}): "
-        f"{preview.protected}.",
+        f"{preview.protected:,}.",
         f"End times from {_when(preview.oldest_end)} to {_when(preview.newest_end)}.",
-        f"With them go about {preview.task_runs} task runs and {preview.logs} log lines.",
+        f"With them go about {preview.task_runs:,} task runs and {preview.logs:,} log lines.",
         f"Database size now: {_size(preview.database_bytes)}.",
     ]
     if preview.scope:
         scope = "; ".join(f"{key}: {', '.join(values)}" for key, values in preview.scope.items())
         lines.append(f"Scope: {scope}.")
     lines += ["", "| State | Runs |", "|---|---:|"]
-    lines += [f"| {state.title()} | {count} |" for state, count in preview.by_state.items()]
+    lines += [f"| {state.title()} | {count:,} |" for state, count in preview.by_state.items()]
     lines += ["", "| Flow | Runs |", "|---|---:|"]
-    lines += [f"| {count.name} | {count.runs} |" for count in preview.by_flow]
+    lines += [f"| {count.name} | {count.runs:,} |" for count in preview.by_flow]
     if preview.by_deployment:
         lines += ["", "| Deployment | Runs |", "|---|---:|"]
-        lines += [f"| {count.name} | {count.runs} |" for count in preview.by_deployment]
+        lines += [f"| {count.name} | {count.runs:,} |" for count in preview.by_deployment]
     if len(preview.by_rule) > 1:
         lines += ["", "| Rule | Decided for | Lets go | Protected | Kept as newest |"]
         lines += ["|---|---:|---:|---:|---:|"]
         lines += [
-            f"| {rule.name} | {rule.matched} | {rule.runs} | {rule.protected} | "
-            f"{rule.kept_by_count} |"
+            f"| {rule.name} | {rule.matched:,} | {rule.runs:,} | {rule.protected:,} | "
+            f"{rule.kept_by_count:,} |"
             for rule in preview.by_rule
         ]
     if preview.sample:
@@ -113,14 +113,15 @@ def preview_markdown(preview: Preview, dry_run: bool = False) -> str:
                 f"**{target.title.capitalize()}**: not from here; {target.needs_database}.",
             ]
         else:
-            going = ", ".join(f"{n} {table}" for table, n in target.rows.items()) or "nothing"
+            going = ", ".join(f"{n:,} {table}" for table, n in target.rows.items()) or "nothing"
             capped = " (more than max_rows: the rest next time)" if target.capped else ""
             lines += ["", f"**{target.title.capitalize()}**: {going}{capped}."]
     if preview.tables:
         lines += ["", "| Table | Rows going | Bytes going (est.) | Rows now | Size now |"]
         lines += ["|---|---:|---:|---:|---:|"]
         lines += [
-            f"| {t.table} | {t.going_rows} | {_size(t.going_bytes)} | {t.rows} | {_size(t.bytes)} |"
+            f"| {t.table} | {t.going_rows:,} | {_size(t.going_bytes)} "
+            f"| {t.rows:,} | {_size(t.bytes)} |"
             for t in preview.tables
         ]
         lines.append(
@@ -131,13 +132,13 @@ def preview_markdown(preview: Preview, dry_run: bool = False) -> str:
 
 def summary_markdown(summary: Summary) -> str:
     lines = [
-        f"## Deleted {summary.deleted} of {summary.approved} approved flow runs",
+        f"## Deleted {summary.deleted:,} of {summary.approved:,} approved flow runs",
         "",
         "| | |",
         "|---|---:|",
-        f"| Deleted | {summary.deleted} |",
-        f"| Skipped (changed since the preview, or gone) | {summary.skipped} |",
-        f"| Failed | {summary.failed} |",
+        f"| Deleted | {summary.deleted:,} |",
+        f"| Skipped (changed since the preview, or gone) | {summary.skipped:,} |",
+        f"| Failed | {summary.failed:,} |",
         f"| Duration | {summary.duration_seconds:.1f} s |",
         f"| Speed | {summary.runs_per_second:.0f} runs/s ({summary.path}) |",
         f"| Database before | {_size(summary.bytes_before)} |",
@@ -147,11 +148,11 @@ def summary_markdown(summary: Summary) -> str:
         lines.append(f"| Reclaimed with | {summary.vacuum} |")
     if summary.unconfirmed:
         lines.append(
-            f"| Asked for, not confirmed (server stopped answering) | {summary.unconfirmed} |"
+            f"| Asked for, not confirmed (server stopped answering) | {summary.unconfirmed:,} |"
         )
     if summary.rows:
         lines += ["", "| Table | Rows deleted |", "|---|---:|"]
-        lines += [f"| {table} | {count} |" for table, count in summary.rows.items()]
+        lines += [f"| {table} | {count:,} |" for table, count in summary.rows.items()]
     if summary.error:
         lines += ["", f"Stopped: {summary.error}"]
     return "\n".join(lines)

@@ -33,12 +33,14 @@ def test_sizes_are_in_binary_units_and_labelled_so() -> None:
     )
     assert "Database size now: 1.5 KiB." in preview_markdown(preview)
     summary = Summary.of(
-        DeletionProgress(target=3, deleted=3, elapsed_seconds=1.0),
+        DeletionProgress(target=12_000, deleted=12_000, rows={"log": 60_000}, elapsed_seconds=1.0),
         bytes_before=3 * 1024**3,
         bytes_after=10 * 1024**2,
     )
     text = summary_markdown(summary)
     assert "| Database before | 3.0 GiB |" in text
     assert "| Database after | 10.0 MiB |" in text
+    assert "## Deleted 12,000 of 12,000 approved flow runs" in text
+    assert "| log | 60,000 |" in text
     assert " KB" not in text
     assert " MB" not in text
