@@ -280,6 +280,11 @@ class Approvals:
                 logger.warning("refused (%d): %s", refusal.status, refusal.reason)
                 await post_to_slack(click.response_url, refused_message(click, refusal.reason))
                 return
+            except Exception as exc:  # nobody awaits this task: say it here, and in Slack
+                logger.error("deciding failed: %s: %s", type(exc).__name__, exc)
+                reason = "the Slack app failed (see its log); check the run, then retry"
+                await post_to_slack(click.response_url, refused_message(click, reason))
+                return
             verb = "approved" if click.approve else "rejected"
             logger.info("%s flow run %s in Slack by %s", verb, click.run_id, click.user_id)
             await post_decision(click, datetime.now(UTC))
