@@ -170,11 +170,25 @@ class RetentionConfig(BaseModel):
         500,
         title="Batch size",
         description=(
-            "Runs deleted per transaction (through the API the server caps this at 50). "
-            "Smaller batches hold database locks for less time."
+            "Runs deleted in the first transaction; later ones are sized by "
+            "'Seconds per batch'. Through the API every batch is this size, at most 50 "
+            "(the server's cap)."
         ),
         ge=1,
         le=2000,
+    )
+    batch_seconds: float = Field(
+        1.0,
+        title="Seconds per batch",
+        description=(
+            "In-process, each transaction is sized to hold the database for about this "
+            "long: batches grow (up to 20 times 'Batch size') while they are faster and "
+            "shrink when slower. Longer deletes faster; shorter lets the server's own "
+            "writes in sooner (SQLite has one writer at a time). 0: every batch is "
+            "'Batch size'."
+        ),
+        ge=0,
+        le=60,
     )
     dry_run: bool = Field(
         False,

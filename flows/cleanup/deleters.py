@@ -26,6 +26,7 @@ from prefect.logging import get_logger
 
 from flows.cleanup.patience import api_trouble, database_trouble, patiently
 from flows.cleanup.rules import Policy
+from flows.cleanup.targets.batches import chunked
 from flows.cleanup.targets.flow_runs import delete_flow_runs
 from flows.cleanup.targets.target import Rows
 from flows.database import Database
@@ -90,9 +91,14 @@ class InProcess:
         if not ids:
             return set()
         db = self.database.db
+        present: set[UUID] = set()
         async with self.database.session() as session:
-            found = await session.execute(sa.select(db.FlowRun.id).where(db.FlowRun.id.in_(ids)))
-            return set(found.scalars())
+            for part in chunked(list(ids)):
+                found = await session.execute(
+                    sa.select(db.FlowRun.id).where(db.FlowRun.id.in_(part))
+                )
+                present.update(found.scalars())
+        return present
 
     async def _delete(self, by_rule: dict[UUID, int], asked: set[UUID]) -> Rows:
         import sqlalchemy as sa
@@ -102,22 +108,17 @@ class InProcess:
         groups: dict[int, list[UUID]] = {}
         for run_id, rule in by_rule.items():
             groups.setdefault(rule, []).append(run_id)
-        query = sa.select(db.FlowRun.id).where(
-            sa.or_(
-                *(
-                    sa.and_(db.FlowRun.id.in_(ids), self.policy.still_goes_sql(db, rule))
-                    for rule, ids in groups.items()
-                )
-            )
-        )
-        if self.database.dialect == "postgresql":
-            query = query.with_for_update()  # wait for, never skip, a run someone else holds
+        # A bounded id list per statement: a batch may be tens of thousands of runs.
+        wanted = [
+            sa.and_(db.FlowRun.id.in_(part), self.policy.still_goes_sql(db, rule))
+            for rule, ids in groups.items()
+            for part in chunked(ids)
+        ]
         async with self.database.transaction() as session:
-            qualifying = list((await session.execute(query)).scalars().all())
-            asked.update(qualifying)
             # Logs and artifacts have no cascade from flow_run: they go in the same
             # transaction, so a killed cleanup never leaves children of deleted runs.
-            rows = await delete_flow_runs(session, db, qualifying)
+            qualifying, rows = await delete_flow_runs(session, db, wanted)
+            asked.update(qualifying)  # before the commit, whose answer may be lost
         if landed:  # an earlier attempt's commit did land; its answer was lost
             rows["flow_run"] += landed
         return rows

@@ -40,6 +40,7 @@ from flows.cleanup.deleters import (
     _BatchFailed,
 )
 from flows.cleanup.manifest import Manifest
+from flows.cleanup.pace import Pace
 from flows.cleanup.patience import database_trouble, patiently
 from flows.cleanup.rules import Policy
 from flows.cleanup.targets.target import Target, capped_rows
@@ -111,16 +112,28 @@ async def delete_runs(
     client: PrefectClient,
     database: Database | None = None,
     batch_size: int = 500,
+    batch_seconds: float = 0.0,
     on_progress: OnProgress | None = None,
 ) -> DeletionProgress:
-    """Delete the runs of ``manifest`` that still qualify, oldest first; say how it went."""
+    """Delete the runs of ``manifest`` that still qualify, oldest first; say how it went.
+
+    In-process, batches after the first are sized to take about ``batch_seconds``
+    (``flows.cleanup.pace``); through the API every batch is ``batch_size``, at most
+    the server's cap."""
     started = time.monotonic()
     progress = DeletionProgress(target=len(manifest), path="database" if database else "api-bulk")
     deleter = ThroughApi(client, policy) if database is None else InProcess(database, policy)
-    size = batch_size if database is not None else min(batch_size, API_BATCH_LIMIT)
+    if database is None:
+        pace = Pace(min(batch_size, API_BATCH_LIMIT))
+    else:
+        pace = Pace(batch_size, batch_seconds)
     last = len(policy.rules) - 1
-    for batch in manifest.batches(size):
+    position = 0
+    while position < len(manifest):
+        batch = manifest.batch(position, pace.size)
+        position += len(batch)
         by_rule = {run_id: last if rule is None else rule for run_id, rule in batch}
+        began = time.monotonic()
         try:
             counted = await deleter.delete(by_rule)
         except _BatchFailed as failure:
@@ -130,6 +143,7 @@ async def delete_runs(
         except Exception as exc:
             progress.elapsed_seconds = time.monotonic() - started
             raise DeletionFailed(f"{type(exc).__name__}: {exc}", progress) from exc
+        pace.took(time.monotonic() - began, full=len(batch) == pace.size)
         _add(progress, counted)
         progress.path = deleter.path
         progress.elapsed_seconds = time.monotonic() - started
@@ -144,17 +158,22 @@ async def delete_targets(
     progress: DeletionProgress,
     *,
     batch_size: int = 500,
+    batch_seconds: float = 0.0,
     max_rows: int = 1_000_000,
     on_progress: OnProgress | None = None,
 ) -> DeletionProgress:
     """After the flow runs: each other target, batch by batch, until it has nothing
-    left that qualifies or ``max_rows`` of its table went. Adds to ``progress``."""
+    left that qualifies or ``max_rows`` of its table went. Adds to ``progress``.
+    Batches start at ``batch_size`` runs' worth of rows and are sized to take about
+    ``batch_seconds`` (``flows.cleanup.pace``)."""
     started = time.monotonic() - progress.elapsed_seconds
     for target in targets:
         progress.current = target.title
+        pace = Pace(batch_size * target.batch_scale, batch_seconds)
         taken = 0
         while taken < max_rows:
-            size = min(batch_size * target.batch_scale, max_rows - taken)
+            size = min(pace.size, max_rows - taken)
+            began = time.monotonic()
             try:
                 rows = await patiently(
                     partial(target.delete_batch, database, size), database_trouble
@@ -166,7 +185,9 @@ async def delete_targets(
                 ) from exc
             if rows is None:
                 break
-            taken += capped_rows(target, rows)
+            went = capped_rows(target, rows)
+            pace.took(time.monotonic() - began, full=size == pace.size and went >= size)
+            taken += went
             _add(progress, Counted(rows=rows))
             progress.elapsed_seconds = time.monotonic() - started
             await _report(on_progress, progress)

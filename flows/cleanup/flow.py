@@ -307,6 +307,7 @@ async def _delete(
             client=client,
             database=deleter,
             batch_size=config.batch_size,
+            batch_seconds=config.batch_seconds,
             on_progress=report,
         )
         if targets and database is not None:
@@ -315,6 +316,7 @@ async def _delete(
                 database,
                 progress,
                 batch_size=config.batch_size,
+                batch_seconds=config.batch_seconds,
                 max_rows=config.max_rows,
                 on_progress=report,
             )

@@ -17,7 +17,7 @@ by page from the API, and ``flows.cleanup.rules.sort_out`` decides.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -63,13 +63,13 @@ class Manifest:
             digest.update(f"\n{run_id}".encode() if position else str(run_id).encode())
         return digest.hexdigest()[:12]
 
-    def batches(self, size: int) -> Iterator[list[tuple[UUID, int | None]]]:
-        """Slices of ``size`` runs, each run with its rule (``None``: the default)."""
-        for start in range(0, len(self.flow_run_ids), size):
-            yield [
-                (run_id, self.rules[start + offset] if self.rules else None)
-                for offset, run_id in enumerate(self.flow_run_ids[start : start + size])
-            ]
+    def batch(self, start: int, size: int) -> list[tuple[UUID, int | None]]:
+        """The ``size`` runs from position ``start``, each with its rule (``None``: the
+        default)."""
+        return [
+            (run_id, self.rules[start + offset] if self.rules else None)
+            for offset, run_id in enumerate(self.flow_run_ids[start : start + size])
+        ]
 
 
 async def make_manifest(

@@ -141,7 +141,15 @@ async def test_a_database_gone_for_seconds_is_waited_out(
     server = postgres_fault_server
     flow, keep = await seeded(server)
     running = asyncio.create_task(
-        cleanup(server, "database", monkeypatch, flows=[flow], approval="none", batch_size=1)
+        cleanup(
+            server,
+            "database",
+            monkeypatch,
+            flows=[flow],
+            approval="none",
+            batch_size=1,
+            batch_seconds=0,
+        )
     )
     await once_deleting(server, flow)
     await cut_off(server)
@@ -194,6 +202,7 @@ async def test_a_worker_cut_off_from_the_database_for_good_fails_announced_then_
             flows=[flow],
             approval="none",
             batch_size=1,
+            batch_seconds=0,
         )
     )
     try:
@@ -254,7 +263,15 @@ async def test_a_statement_that_outlives_the_10_s_timeout_finishes(
     server = postgres_fault_server
     flow, keep = await seeded(server)
     running = asyncio.create_task(
-        cleanup(server, "database", monkeypatch, flows=[flow], approval="none", batch_size=1)
+        cleanup(
+            server,
+            "database",
+            monkeypatch,
+            flows=[flow],
+            approval="none",
+            batch_size=1,
+            batch_seconds=0,
+        )
     )
     await once_deleting(server, flow)
     holder = await asyncpg.connect(f"{POSTGRES_DSN}/{database_name(server)}")
@@ -298,7 +315,15 @@ async def test_sqlite_locked_by_another_writer_is_waited_for(
     server = sqlite_fault_server
     flow, keep = await seeded(server)
     running = asyncio.create_task(
-        cleanup(server, "database", monkeypatch, flows=[flow], approval="none", batch_size=1)
+        cleanup(
+            server,
+            "database",
+            monkeypatch,
+            flows=[flow],
+            approval="none",
+            batch_size=1,
+            batch_seconds=0,
+        )
     )
     await once_deleting(server, flow)
     path = server.database_url.split(":///", 1)[1]

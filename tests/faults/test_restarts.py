@@ -128,7 +128,9 @@ async def test_a_restart_during_a_deletion_is_waited_out_and_counted_exactly(
     )
     keep = await make_history(server.api_url, server.database_url, history(flow, 0))
     running = asyncio.create_task(
-        cleanup(server, path, monkeypatch, flows=[flow], approval="none", batch_size=1)
+        cleanup(
+            server, path, monkeypatch, flows=[flow], approval="none", batch_size=1, batch_seconds=0
+        )
     )
     await once_deleting(server.api_url, flow, doomed + len(keep))
     await asyncio.to_thread(restart, server)

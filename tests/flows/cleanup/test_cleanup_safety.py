@@ -161,7 +161,7 @@ async def test_subflows_freed_by_their_parents_deletion_are_not_taken_in_their_p
         [RunSpec(flow_name, ago=OLD, parent_task_run_id=task.id) for task in task_runs],
     )
 
-    report = await run_cleanup(flows=[flow_name], approval="none", batch_size=1)
+    report = await run_cleanup(flows=[flow_name], approval="none", batch_size=1, batch_seconds=0)
 
     assert await surviving(server.api_url, parents + children) == set(children)
     assert report.summary is not None

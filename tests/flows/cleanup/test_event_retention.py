@@ -116,6 +116,7 @@ async def test_types_that_share_a_cutoff_go_together_batch_by_batch_through_equa
         flows=[flow_name],
         approval="none",
         batch_size=1,
+        batch_seconds=0,
     )
 
     events = table(orm_models.Event)
