@@ -225,7 +225,8 @@ NOTES = """\
   preview and approval are not counted).
 - (c) deletes each batch's runs with everything that goes with them in one transaction
   (PostgreSQL: the cascade, counted from the transaction's own statistics; SQLite: the
-  children first, a set at a time): {batch} runs a batch on the database path, 50
+  children first, a set at a time): on the database path the first batch is {batch}
+  runs and the next ones are sized to take about 1 s (batch_seconds); 50 a batch
   through bulk_delete, whose logs the server deletes afterwards, one background task
   per run. (d) deletes runs in
   batches of 200, then their logs and artifacts in separate batches: comparable work.
