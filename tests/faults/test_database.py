@@ -26,7 +26,7 @@ from flows.devstack.server import LocalServer
 from flows.history.bulk import bulk_seed
 from flows.history.seed import RunSpec, make_history
 from helpers.cleanup import events_of, surviving
-from helpers.faults import Figure, Record, backend_of, cleanup
+from helpers.faults import ONE_RUN_A_BATCH, Figure, Record, backend_of, cleanup
 from helpers.proxy import TcpProxy
 from helpers.servers import POSTGRES_DSN, fresh_server, wait_for_events
 
@@ -146,9 +146,7 @@ async def test_a_database_gone_for_seconds_is_waited_out(
             "database",
             monkeypatch,
             flows=[flow],
-            approval="none",
-            batch_size=1,
-            batch_seconds=0,
+            **ONE_RUN_A_BATCH,
         )
     )
     await once_deleting(server, flow)
@@ -200,9 +198,7 @@ async def test_a_worker_cut_off_from_the_database_for_good_fails_announced_then_
             monkeypatch,
             database_url=through,
             flows=[flow],
-            approval="none",
-            batch_size=1,
-            batch_seconds=0,
+            **ONE_RUN_A_BATCH,
         )
     )
     try:
@@ -268,9 +264,7 @@ async def test_a_statement_that_outlives_the_10_s_timeout_finishes(
             "database",
             monkeypatch,
             flows=[flow],
-            approval="none",
-            batch_size=1,
-            batch_seconds=0,
+            **ONE_RUN_A_BATCH,
         )
     )
     await once_deleting(server, flow)
@@ -320,9 +314,7 @@ async def test_sqlite_locked_by_another_writer_is_waited_for(
             "database",
             monkeypatch,
             flows=[flow],
-            approval="none",
-            batch_size=1,
-            batch_seconds=0,
+            **ONE_RUN_A_BATCH,
         )
     )
     await once_deleting(server, flow)

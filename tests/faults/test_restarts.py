@@ -22,7 +22,7 @@ from flows.history.seed import RunSpec, make_history
 from flows.lock import RECOVERED
 from flows.probe.flow import ProbeReport, metric_probe
 from helpers.cleanup import against, paused_cleanups, surviving
-from helpers.faults import Figure, Record, backend_of, cleanup, restart
+from helpers.faults import ONE_RUN_A_BATCH, Figure, Record, backend_of, cleanup, restart
 from helpers.proxy import Rule, fault_proxy
 from helpers.servers import wait_for_events
 from triggers.sync import sync_automations
@@ -129,7 +129,11 @@ async def test_a_restart_during_a_deletion_is_waited_out_and_counted_exactly(
     keep = await make_history(server.api_url, server.database_url, history(flow, 0))
     running = asyncio.create_task(
         cleanup(
-            server, path, monkeypatch, flows=[flow], approval="none", batch_size=1, batch_seconds=0
+            server,
+            path,
+            monkeypatch,
+            flows=[flow],
+            **ONE_RUN_A_BATCH,
         )
     )
     await once_deleting(server.api_url, flow, doomed + len(keep))

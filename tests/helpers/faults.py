@@ -51,6 +51,11 @@ def restart(server: LocalServer) -> None:
     server.start().wait()
 
 
+ONE_RUN_A_BATCH: dict[str, Any] = {"approval": "none", "batch_size": 1, "batch_seconds": 0}
+"""Settings for a cleanup a fault lands in the middle of: unapproved, one run a
+batch, and every batch that size (never sized by time)."""
+
+
 async def cleanup(
     server: LocalServer,
     path: str,
