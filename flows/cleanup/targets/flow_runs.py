@@ -92,7 +92,7 @@ async def delete_flow_runs(
                 await session.execute(sa.select(db.FlowRun.id).where(condition))
             ).scalars()
         ]
-        return ids, await _delete_children_first(session, db, ids)
+        return ids, (await _delete_children_first(session, db, ids)) if ids else Rows()
     before = await _deleted_so_far(session)
     ids = []
     for condition in wanted:
