@@ -1,7 +1,7 @@
 """Benchmark the cleanup's event retention against Prefect's vacuum and plain SQL.
 
     python scripts/bench_retention.py [--events 1000000] [--resources 5]
-        [--backends sqlite,postgres] [--batch-size 500] [--quick]
+        [--backends sqlite,postgres] [--batch-size 500] [--batch-seconds 1] [--quick]
 
 Per backend, N events (20 types, ``--resources`` event_resources rows each,
 four in five older than the cutoff) are written once into a template; each
@@ -62,7 +62,7 @@ LABELS = {
 # -- the measurements, each run by a subprocess of this script ---------------------------
 
 
-async def child(method: str, batch_size: int) -> dict[str, float]:
+async def child(method: str, batch_size: int, batch_seconds: float) -> dict[str, float]:
     import sqlalchemy as sa
     from prefect.server.database import provide_database_interface
 
@@ -74,7 +74,7 @@ async def child(method: str, batch_size: int) -> dict[str, float]:
     preview = 0.0
     started = time.perf_counter()
     if method == "e":
-        preview, started = await _ours(db, batch_size)
+        preview, started = await _ours(db, batch_size, batch_seconds)
     elif method == "v":
         from prefect.server.services.db_vacuum import vacuum_old_events
 
@@ -98,7 +98,7 @@ async def child(method: str, batch_size: int) -> dict[str, float]:
     }
 
 
-async def _ours(db: Any, batch_size: int) -> tuple[float, float]:
+async def _ours(db: Any, batch_size: int, batch_seconds: float) -> tuple[float, float]:
     """The preview's count, timed, then the deletion; returns (preview s, deletion start)."""
     from flows.cleanup.deletion import DeletionProgress, delete_targets
     from flows.cleanup.policy import EventRule
@@ -116,7 +116,12 @@ async def _ours(db: Any, batch_size: int) -> tuple[float, float]:
     deletion = time.perf_counter()
     # The cleanup's own loop: batches sized as a cleanup sizes them, no cap in reach.
     await delete_targets(
-        [target], database, DeletionProgress(target=0), batch_size=batch_size, max_rows=10**12
+        [target],
+        database,
+        DeletionProgress(target=0),
+        batch_size=batch_size,
+        batch_seconds=batch_seconds,
+        max_rows=10**12,
     )
     return preview, deletion
 
@@ -263,8 +268,9 @@ def measure(template: Db, n: int, method: str, args: argparse.Namespace, work: P
     db = create(template.backend, work, f"events_{method}", template)
     say(f"{template.backend} N={n}: {LABELS[method]}")
     try:
+        sizing = ["--batch-size", str(args.batch_size), "--batch-seconds", str(args.batch_seconds)]
         out = run_measured(
-            ["--child", method, "--batch-size", str(args.batch_size)],
+            ["--child", method, *sizing],
             method,
             PREFECT_HOME=str(work / f"{template.backend}-{method}"),
             PREFECT_SERVER_DATABASE_CONNECTION_URL=db.url,
@@ -353,7 +359,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--resources", type=int, default=5, help="event_resources per event")
     parser.add_argument("--backends", default="sqlite,postgres")
-    parser.add_argument("--batch-size", type=int, default=500)
+    from flows.cleanup.config import RetentionConfig
+
+    defaults = RetentionConfig.model_fields  # the cleanup's own batch sizing
+    parser.add_argument("--batch-size", type=int, default=defaults["batch_size"].default)
+    parser.add_argument("--batch-seconds", type=float, default=defaults["batch_seconds"].default)
     parser.add_argument("--methods", default=",".join(LABELS))
     parser.add_argument("--quick", action="store_true", help="100,000 events")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -368,7 +378,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     if args.child:
-        result_line(asyncio.run(child(args.child, args.batch_size)))
+        result_line(asyncio.run(child(args.child, args.batch_size, args.batch_seconds)))
         return
     start = load()
     results: list[Result] = []

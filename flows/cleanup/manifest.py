@@ -17,7 +17,8 @@ by page from the API, and ``flows.cleanup.rules.sort_out`` decides.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from array import array
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -39,19 +40,51 @@ from flows.database import Database
 
 PAGE = 200
 STREAM_ROWS = 2000
+HASH_SLICE = 10_000
 
 
 @dataclass(frozen=True)
 class Manifest:
-    """The flow runs approved for deletion, in deletion order, each with its rule."""
+    """The flow runs approved for deletion, in deletion order, each with its rule.
 
-    flow_run_ids: tuple[UUID, ...]
+    Kept packed, 16 bytes an id and 2 a rule, not as Python objects of about 110
+    bytes: the manifest lives from the preview to the end of the deletion, and a
+    cleanup's memory should not grow with the runs it deletes. ``ids`` and
+    ``batch`` make the ``UUID`` objects of a slice when it is needed.
+    """
+
+    packed_ids: bytes = b""
+    """The ids in deletion order, 16 bytes each."""
     made_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    rules: tuple[int, ...] = ()
-    """The index of the rule that let each run go; empty means the last (default) rule."""
+    packed_rules: bytes = b""
+    """The index of the rule that let each run go (unsigned 16-bit each); empty means
+    the last (default) rule for every run."""
+
+    @classmethod
+    def of(cls, ids: Iterable[UUID], rules: Iterable[int] = ()) -> Manifest:
+        return cls(
+            packed_ids=b"".join(run_id.bytes for run_id in ids),
+            packed_rules=array("H", rules).tobytes(),
+        )
 
     def __len__(self) -> int:
-        return len(self.flow_run_ids)
+        return len(self.packed_ids) // 16
+
+    @property
+    def flow_run_ids(self) -> tuple[UUID, ...]:
+        """Every id, made anew on each call: for small manifests and checks."""
+        return tuple(self.ids(0, len(self)))
+
+    @property
+    def rules(self) -> tuple[int, ...]:
+        return tuple(array("H", self.packed_rules))
+
+    def ids(self, start: int, size: int) -> list[UUID]:
+        """The ``size`` ids from position ``start``."""
+        return [
+            UUID(bytes=self.packed_ids[16 * i : 16 * i + 16])
+            for i in range(start, min(start + size, len(self)))
+        ]
 
     @property
     def hash(self) -> str:
@@ -59,16 +92,19 @@ class Manifest:
         # Fed id by id (the same digest as over the ids joined by newlines): no string
         # of every id is ever built, so a manifest of 100k runs costs no extra memory.
         digest = hashlib.sha256()
-        for position, run_id in enumerate(self.flow_run_ids):
-            digest.update(f"\n{run_id}".encode() if position else str(run_id).encode())
+        for start in range(0, len(self), HASH_SLICE):
+            for offset, run_id in enumerate(self.ids(start, HASH_SLICE)):
+                text = str(run_id).encode()
+                digest.update(b"\n" + text if start + offset else text)
         return digest.hexdigest()[:12]
 
     def batch(self, start: int, size: int) -> list[tuple[UUID, int | None]]:
         """The ``size`` runs from position ``start``, each with its rule (``None``: the
         default)."""
+        rules = array("H", self.packed_rules[2 * start : 2 * (start + size)])
         return [
-            (run_id, self.rules[start + offset] if self.rules else None)
-            for offset, run_id in enumerate(self.flow_run_ids[start : start + size])
+            (run_id, rules[offset] if rules else None)
+            for offset, run_id in enumerate(self.ids(start, size))
         ]
 
 
@@ -78,7 +114,7 @@ async def make_manifest(
     """At most ``policy.limit`` runs that the rules let go now, oldest first, and the
     decision over every run seen (for the preview)."""
     if all(rule.keeps_all or rule.selection.empty_scope for rule in policy.rules):
-        return Manifest(()), sort_out(policy.rules, [])
+        return Manifest(), sort_out(policy.rules, [])
     if database is not None:
         sorting = Sorting(policy.rules)
         async for run in _from_database(policy, database):
@@ -90,12 +126,12 @@ async def make_manifest(
         sorting = Sorting(policy.rules, oldest_first=oldest_first)
         async for run in _from_api(policy, client, oldest_first=oldest_first):
             sorting.see(run)
-            if oldest_first and len(sorting.ruling.going) >= policy.limit:
+            if oldest_first and sorting.ruling.eligible >= policy.limit:
                 sorting.ruling.complete = False
                 break
     ruling = sorting.done()
-    taken = ruling.going[: policy.limit]
-    manifest = Manifest(tuple(run.id for run in taken), rules=tuple(run.rule for run in taken))
+    ids, rules = ruling.packed(policy.limit)
+    manifest = Manifest(packed_ids=ids, packed_rules=rules)
     return manifest, ruling
 
 

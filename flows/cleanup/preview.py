@@ -42,6 +42,7 @@ from triggers import api
 PAGE = 200  # the server's default maximum page size
 TOP = 15  # flows and deployments listed by name; the rest are summed as "others"
 SAMPLE = 10
+COUNT_SLICE = 5_000  # runs whose rows one pass counts (each query takes 500 ids at a time)
 MAX_SAMPLE_LOGS = 5000  # log lines read to estimate the logs per run (API path)
 FIX_DATABASE = (
     "set PREFECT_SERVER_DATABASE_CONNECTION_URL in the worker's environment to the "
@@ -156,10 +157,10 @@ async def make_preview(
     API the server deletes those itself: task runs are counted, logs estimated).
     """
     default = policy.default
-    rule_of = {run.id: run.rule for run in ruling.going}
     flows = await _flow_names(client, set(ruling.by_flow()))
     deployments = await _deployment_names(client, set(ruling.by_deployment()), flows)
-    first = list(manifest.flow_run_ids[:SAMPLE])
+    first = manifest.ids(0, SAMPLE)
+    rule_of = {run_id: rule for run_id, rule in manifest.batch(0, SAMPLE) if rule is not None}
     runs = await _read_runs(client, first)
     sample = [
         SampleRun(
@@ -185,7 +186,7 @@ async def make_preview(
         protected_tags=list(default.protected_tags),
         matching=ruling.matching,
         protected=ruling.protected,
-        eligible=len(ruling.going),
+        eligible=ruling.eligible,
         more_eligible=not ruling.complete,
         to_delete=len(manifest),
         max_runs=policy.limit,
@@ -204,7 +205,7 @@ async def make_preview(
         by_deployment=_top(
             [Count(name=deployments.get(k, "?"), runs=n) for k, n in ruling.by_deployment().items()]
         ),
-        oldest_end=ruling.going[0].end_time if ruling.going and len(manifest) else None,
+        oldest_end=ruling.oldest_end if len(manifest) else None,
         newest_end=ruling.newest_end,
         sample=sample,
         task_runs=rows["task_run"],
@@ -221,16 +222,19 @@ async def flow_run_rows(
     """The rows that go with the manifest's runs, per table: counted in the database,
     or through the API (task runs counted, logs estimated from the first runs)."""
     rows = Rows({"flow_run": len(manifest)}) if len(manifest) else Rows()
-    ids = list(manifest.flow_run_ids)
-    if not ids:
+    if not len(manifest):
         return rows
     if database is not None:
+        counted = Rows()
         async with database.session() as session:
-            return await count_rows(session, database.db, ids)
-    for start in range(0, len(ids), PAGE):
-        body = {"flow_runs": {"id": {"any_": [str(i) for i in ids[start : start + PAGE]]}}}
+            for start in range(0, len(manifest), COUNT_SLICE):
+                ids = manifest.ids(start, COUNT_SLICE)
+                counted.update(await count_rows(session, database.db, ids))
+        return counted
+    for start in range(0, len(manifest), PAGE):
+        body = {"flow_runs": {"id": {"any_": [str(i) for i in manifest.ids(start, PAGE)]}}}
         rows["task_run"] += await api.count_runs(client, "task_runs", body)
-    sample = ids[:SAMPLE]
+    sample = manifest.ids(0, SAMPLE)
     lines = 0
     log_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=sample))
     for offset in range(0, MAX_SAMPLE_LOGS, PAGE):

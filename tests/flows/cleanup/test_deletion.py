@@ -129,7 +129,7 @@ async def test_a_run_already_gone_is_skipped_not_counted_as_deleted(
     selection = Selection(cutoff=datetime.now(UTC), states=("COMPLETED",))
     async with PrefectClient(sqlite_server.api_url) as client:
         progress = await delete_runs(
-            Policy.single(selection), Manifest((uuid.uuid4(),)), client=client
+            Policy.single(selection), Manifest.of([uuid.uuid4()]), client=client
         )
     assert (progress.deleted, progress.skipped, progress.failed) == (0, 1, 0)
 

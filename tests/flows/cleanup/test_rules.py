@@ -8,6 +8,7 @@ from uuid import UUID
 
 import pytest
 
+from flows.cleanup.manifest import Manifest
 from flows.cleanup.rules import Rule, RunFacts, Sorting, sort_out
 from flows.cleanup.selection import Selection
 
@@ -127,6 +128,34 @@ def test_read_oldest_first_without_ranking_the_decision_is_the_same() -> None:
     oldest = sorting.done()
     assert [g.id for g in oldest.going] == [g.id for g in newest.going]
     assert oldest.newest_end == newest.newest_end
+
+
+def test_runs_read_roughly_oldest_first_end_in_end_then_id_order_each_with_its_rule() -> None:
+    deployment = uuid.uuid4()
+    tied = [run(40) for _ in range(5)]
+    failed = run(35, state="FAILED", deployment=deployment)
+    oldest = run(50)
+    rules = (rule("failures", 30, states=("FAILED",)), rule("30 days", 30))
+    sorting = Sorting(rules, oldest_first=True)
+    for one in [tied[3], failed, oldest, *tied[:3], tied[4]]:
+        sorting.see(one)
+    ruling = sorting.done()
+
+    expected = [oldest, *sorted(tied, key=lambda r: str(r.id)), failed]
+    assert [(g.id, g.rule) for g in ruling.going] == [
+        (r.id, 0 if r is failed else 1) for r in expected
+    ]
+    assert ruling.by_state() == {"COMPLETED": 6, "FAILED": 1}
+    assert ruling.by_deployment() == {deployment: 1}
+    assert (ruling.oldest_end, ruling.newest_end) == (
+        NOW - timedelta(days=50),
+        NOW - timedelta(days=35),
+    )
+    ids, packed_rules = ruling.packed(2)
+    assert Manifest(packed_ids=ids, packed_rules=packed_rules).batch(0, 10) == [
+        (oldest.id, 1),
+        (expected[1].id, 1),
+    ]
 
 
 def test_keep_last_cannot_be_read_oldest_first() -> None:
