@@ -242,7 +242,7 @@ async def flow_run_rows(
         lines += len(page)
         if len(page) < PAGE:
             break
-    rows["log"] = round(lines / len(sample) * len(ids))
+    rows["log"] = round(lines / len(sample) * len(manifest))
     return +rows
 
 
