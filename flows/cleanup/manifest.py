@@ -75,10 +75,6 @@ class Manifest:
         """Every id, made anew on each call: for small manifests and checks."""
         return tuple(self.ids(0, len(self)))
 
-    @property
-    def rules(self) -> tuple[int, ...]:
-        return tuple(array("H", self.packed_rules))
-
     def ids(self, start: int, size: int) -> list[UUID]:
         """The ``size`` ids from position ``start``."""
         return [

@@ -105,9 +105,9 @@ class Ruling:
     newest_end: datetime | None = None
     complete: bool = True
     """False when reading stopped once enough runs were found (more may qualify)."""
-    states: Counter[str] = field(default_factory=Counter)
-    flows: Counter[UUID] = field(default_factory=Counter)
-    deployments: Counter[UUID] = field(default_factory=Counter)
+    _states: Counter[str] = field(default_factory=Counter)
+    _flows: Counter[UUID] = field(default_factory=Counter)
+    _deployments: Counter[UUID] = field(default_factory=Counter)
     _ids: bytearray = field(default_factory=bytearray)
     _ends: array[float] = field(default_factory=lambda: array("d"))
     _rules: array[int] = field(default_factory=lambda: array("H"))
@@ -118,10 +118,10 @@ class Ruling:
         self._ids += run.id.bytes
         self._ends.append(run.end_time.timestamp())
         self._rules.append(rule)
-        self.states[run.state_type or ""] += 1
-        self.flows[run.flow_id] += 1
+        self._states[run.state_type or ""] += 1
+        self._flows[run.flow_id] += 1
         if run.deployment_id:
-            self.deployments[run.deployment_id] += 1
+            self._deployments[run.deployment_id] += 1
 
     @property
     def eligible(self) -> int:
@@ -176,13 +176,13 @@ class Ruling:
         return self.eligible + self.protected
 
     def by_state(self) -> dict[str, int]:
-        return dict(self.states.most_common())
+        return dict(self._states.most_common())
 
     def by_flow(self) -> Counter[UUID]:
-        return self.flows
+        return self._flows
 
     def by_deployment(self) -> Counter[UUID]:
-        return self.deployments
+        return self._deployments
 
 
 def first_match(rules: tuple[Rule, ...], run: RunFacts) -> int | None:
