@@ -89,7 +89,10 @@ class Database:
                 # deleting transaction rewrites index pages its own earlier statements
                 # touched, and pages that do not fit are spilled to the WAL and written
                 # again: 64 MB made a 20k-run deletion about 15% faster than 16 MB
-                # (scripts/bench_cleanup.py). Either is flat, whatever the database's size.
+                # (scripts/bench_cleanup.py). More buys less for more memory: at 300k
+                # events, 256 MB deleted about 17% faster than 64 MB and took the
+                # cleanup's peak from 224 MB to 376 MB (scripts/bench_retention.py).
+                # Either is flat: SQLite takes pages as a transaction needs them.
                 cache = SQLITE_WRITE_CACHE_KB if begin else SQLITE_CACHE_KB
                 await session.execute(sa.text(f"PRAGMA cache_size = -{cache}"))
                 # And 60 s of silent waiting for another writer's lock: a batch that

@@ -110,6 +110,7 @@ class Result:
     deleted: int
     seconds: float
     peak_mb: float
+    writer_ms: float
     left: str
 
     @property
@@ -140,7 +141,14 @@ def measure(template: Db, n: int, method: str, args: argparse.Namespace, work: P
     finally:
         drop(db)
     result = Result(
-        template.backend, n, method, int(out["deleted"]), out["seconds"], out["peak_mb"], remaining
+        template.backend,
+        n,
+        method,
+        int(out["deleted"]),
+        out["seconds"],
+        out["peak_mb"],
+        out["writer_ms"],
+        remaining,
     )
     say(
         f"  {result.deleted} runs in {result.seconds:.1f} s = {result.rate:.0f} runs/s "
@@ -164,7 +172,8 @@ def bench(backend: str, n: int, args: argparse.Namespace, work: Path, into: list
 
 def table(results: list[Result], baseline: float) -> str:
     head = ["backend", "N", "method", "runs deleted", "seconds", "runs/s", "vs (a)", "vs (b)"]
-    head += ["vs (d)", "vs (s)", "peak RSS MB (+ over baseline)", "left runs/tasks/logs"]
+    head += ["vs (d)", "vs (s)", "peak RSS MB (+ over baseline)", "longest write beside, ms"]
+    head += ["left runs/tasks/logs"]
     rates = {(r.backend, r.n, r.method): r.rate for r in results}
     rows = [head, ["---"] * len(head)]
     for r in results:
@@ -174,7 +183,8 @@ def table(results: list[Result], baseline: float) -> str:
             ratios.append("-" if ref == r.method or not other else f"{r.rate / other:.1f}x")
         cells = [r.backend, str(r.n), LABELS[r.method], str(r.deleted), f"{r.seconds:.2f}"]
         memory = f"{r.peak_mb:.0f} ({r.peak_mb - baseline:+.0f})"
-        rows.append([*cells, f"{r.rate:.0f}", *ratios, memory, r.left])
+        waited = f"{r.writer_ms:.0f}" if r.writer_ms >= 0 else "-"
+        rows.append([*cells, f"{r.rate:.0f}", *ratios, memory, waited, r.left])
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
 
@@ -226,11 +236,14 @@ NOTES = """\
 - (c) deletes each batch's runs with everything that goes with them in one transaction
   (PostgreSQL: the cascade, counted from the transaction's own statistics; SQLite: the
   children first, a set at a time): on the database path the first batch is {batch}
-  runs and the next ones are sized to take about 1 s (batch_seconds); 50 a batch
+  runs and the next ones are sized to take about {seconds:g} s (batch_seconds); 50 a batch
   through bulk_delete, whose logs the server deletes afterwards, one background task
   per run. (d) deletes runs in
   batches of 200, then their logs and artifacts in separate batches: comparable work.
   (d) runs with no server; (a), (b) and (c) talk to a `prefect server start` on the copy.
+- Longest write beside: while (c)'s database path, (d) and (s) delete, a thread makes a
+  small write of its own every 50 ms on the same database (scripts/benchwriter.py); the
+  longest one took this long, lock wait included: what the server's writes pay.
 - Peak RSS: the measuring subprocess's max RSS; the baseline, {baseline:.0f} MB, is a process
   that only imports prefect and flows.cleanup. "left": seeded rows still there afterwards
   (on the API paths, logs of deleted runs whose background deletion had not run when the
@@ -284,7 +297,11 @@ def main() -> None:
         finally:
             drop_all()
     print(table(results, baseline), end="\n\n")
+    from flows.cleanup.config import RetentionConfig
+
+    seconds = RetentionConfig.model_fields["batch_seconds"].default
     notes = {"slow": args.slow_runs, "api": args.api_runs, "batch": args.batch_size}
+    notes.update(seconds=seconds)
     if commit() != code:  # flows/ changed while this ran: the results may mix both
         code = f"{code} at the start, {commit()} at the end"
     notes.update(baseline=baseline, commit=code, start=start, end=load())

@@ -1,17 +1,22 @@
 """The measurements of ``bench_cleanup.py``, each run in a subprocess of it on its own copy.
 
-The child reports what it deleted, how long that took, and its peak memory; the
-parent compares. Each function deletes the same rows its own way.
+The child reports what it deleted, how long that took, its peak memory and, for
+the methods that delete in-process, the longest wait of a writer beside it
+(``benchwriter``); the parent compares. Each function deletes the same rows its own way.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from benchwriter import Writer
 
 RETENTION_DAYS = 30
 
@@ -19,22 +24,33 @@ RETENTION_DAYS = 30
 async def child(method: str, args: argparse.Namespace) -> dict[str, float]:
     started = time.perf_counter()
     deleted, seconds = 0, 0.0
-    if method == "baseline":
-        import flows.cleanup  # noqa: F401  (what the cleanup imports, nothing run)
-    elif method in ("a", "b"):
-        deleted, seconds = await per_run_loop(args.slow_runs, 0.1 if method == "a" else 0.0)
-    elif method == "vacuum":
-        deleted, seconds = await prefect_vacuum()
-    elif method == "sql":
-        deleted, seconds = await set_based()
-    else:
-        limit = args.api_runs if method == "api" and args.api_runs else 10_000_000
-        deleted, seconds = await cleanup_flow(method, limit, args.batch_size)
+    # The in-process methods share the database with a writer beside them (benchwriter).
+    url = os.environ.get("PREFECT_SERVER_DATABASE_CONNECTION_URL")
+    writer = Writer(url) if url and method != "baseline" else None
+    with writer or contextlib.nullcontext():
+        if method == "baseline":
+            import flows.cleanup  # noqa: F401  (what the cleanup imports, nothing run)
+        elif method in ("a", "b"):
+            deleted, seconds = await per_run_loop(args.slow_runs, 0.1 if method == "a" else 0)
+        elif method == "vacuum":
+            deleted, seconds = await prefect_vacuum()
+        elif method == "sql":
+            deleted, seconds = await set_based()
+        else:
+            limit = args.api_runs if method == "api" and args.api_runs else 10_000_000
+            deleted, seconds = await cleanup_flow(method, limit, args.batch_size)
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent across exec.
     status = Path("/proc/self/status").read_text().split("VmHWM:")[1]
     peak_mb = int(status.split()[0]) / 1024  # kB
     total = time.perf_counter() - started
-    return {"deleted": deleted, "seconds": seconds, "peak_mb": peak_mb, "total": total}
+    waited = writer.longest_ms if writer else -1.0
+    return {
+        "deleted": deleted,
+        "seconds": seconds,
+        "peak_mb": peak_mb,
+        "total": total,
+        "writer_ms": waited,
+    }
 
 
 async def per_run_loop(limit: int, pause: float) -> tuple[int, float]:

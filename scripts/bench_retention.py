@@ -14,6 +14,10 @@ method then gets its own copy and runs in a fresh subprocess:
 (s) one set-based SQL transaction deleting the same rows: the database's own
     speed, and the limit no batched deletion can pass.
 
+Beside each, a writer makes a small write every 50 ms, as the server would
+(``benchwriter``): the longest any of them waited is the price the server's
+own writes paid for that method's speed.
+
 Progress goes to stderr; a markdown table and target checks to stdout.
 """
 
@@ -189,6 +193,7 @@ class Result:
     seconds: float
     preview: float
     peak_mb: float
+    writer_ms: float
     left: str
 
     @property
@@ -218,11 +223,13 @@ def measure(template: Db, n: int, method: str, args: argparse.Namespace, work: P
         out["seconds"],
         out["preview"],
         out["peak_mb"],
+        out["writer_ms"],
         remaining,
     )
     say(
         f"  {result.deleted} events in {result.seconds:.1f} s = {result.rate:.0f}/s; "
-        f"peak RSS {result.peak_mb:.0f} MB; left {remaining}"
+        f"peak RSS {result.peak_mb:.0f} MB; a write beside it waited up to "
+        f"{result.writer_ms:.0f} ms; left {remaining}"
     )
     return result
 
@@ -239,6 +246,7 @@ def table(results: list[Result]) -> str:
         "vs (s)",
         "preview s",
         "peak RSS MB",
+        "longest write beside, ms",
         "left events/resources",
     ]
     rates = {(r.backend, r.method): r.rate for r in results}
@@ -261,6 +269,7 @@ def table(results: list[Result]) -> str:
                 *ratios,
                 f"{r.preview:.2f}" if r.method == "e" else "-",
                 f"{r.peak_mb:.0f}",
+                f"{r.writer_ms:.0f}" if r.writer_ms >= 0 else "-",
                 r.left,
             ]
         )

@@ -1,15 +1,19 @@
 """The measurements of ``bench_retention.py``, each run in a subprocess of it on its own copy.
 
 The child deletes the old events one way and reports how many went, how long
-that took, the preview's count time (the cleanup only) and its peak memory.
+that took, the preview's count time (the cleanup only), its peak memory, and
+the longest wait of a writer beside it (``benchwriter``).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from benchwriter import Writer
 
 RETENTION = timedelta(days=7)
 
@@ -24,21 +28,22 @@ async def child(method: str, batch_size: int, batch_seconds: float) -> dict[str,
     async with db.session_context() as session:
         before = int(await session.scalar(count) or 0)
     preview = 0.0
-    started = time.perf_counter()
-    if method == "e":
-        preview, started = await _ours(db, batch_size, batch_seconds)
-    elif method == "v":
-        from prefect.server.services.db_vacuum import vacuum_old_events
+    with Writer(os.environ["PREFECT_SERVER_DATABASE_CONNECTION_URL"]) as writer:
+        started = time.perf_counter()
+        if method == "e":
+            preview, started = await _ours(db, batch_size, batch_seconds)
+        elif method == "v":
+            from prefect.server.services.db_vacuum import vacuum_old_events
 
-        await vacuum_old_events(db=db)
-    else:
-        engine = await db.engine()
-        async with engine.begin() as conn:
-            await conn.execute(
-                sa.delete(db.EventResource).where(db.EventResource.occurred < cutoff)
-            )
-            await conn.execute(sa.delete(db.Event).where(db.Event.occurred < cutoff))
-    seconds = time.perf_counter() - started
+            await vacuum_old_events(db=db)
+        else:
+            engine = await db.engine()
+            async with engine.begin() as conn:
+                await conn.execute(
+                    sa.delete(db.EventResource).where(db.EventResource.occurred < cutoff)
+                )
+                await conn.execute(sa.delete(db.Event).where(db.Event.occurred < cutoff))
+        seconds = time.perf_counter() - started
     async with db.session_context() as session:
         deleted = before - int(await session.scalar(count) or 0)
     status = Path("/proc/self/status").read_text().split("VmHWM:")[1]
@@ -47,6 +52,7 @@ async def child(method: str, batch_size: int, batch_seconds: float) -> dict[str,
         "seconds": seconds,
         "preview": preview,
         "peak_mb": int(status.split()[0]) / 1024,
+        "writer_ms": writer.longest_ms,
     }
 
 

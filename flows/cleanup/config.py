@@ -184,8 +184,8 @@ class RetentionConfig(BaseModel):
             "In-process, each transaction is sized to hold the database for about this "
             "long: batches grow (up to 20 times 'Batch size') while they are faster and "
             "shrink when slower. Longer deletes faster; shorter lets the server's own "
-            "writes in sooner (SQLite has one writer at a time). 0: every batch is "
-            "'Batch size'."
+            "writes in sooner: on SQLite (one writer at a time) a write waits up to "
+            "about this long while a cleanup runs. 0: every batch is 'Batch size'."
         ),
         ge=0,
         le=60,

@@ -21,9 +21,10 @@ from triggers.hints import closest
 from triggers.load.problems import dotted, from_validation
 from triggers.load.source import Document
 from triggers.render.sandbox import syntax_error
-from triggers.spec.action import CallWebhookSpec, RunDeploymentSpec, SendNotificationSpec
+from triggers.spec.action import RunDeploymentSpec
 from triggers.spec.automation import ACTION_LISTS, AutomationSpec
 from triggers.spec.blocks import block_kind_error
+from triggers.spec.notification import CallWebhookSpec, SendNotificationSpec
 from triggers.spec.template import TemplateRef
 
 

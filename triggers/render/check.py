@@ -20,9 +20,9 @@ from typing import Any
 from triggers.errors import Location, PathKey, Problem, shown_path
 from triggers.metrics.events import FIRING, metric_resource
 from triggers.render import blockkit, sandbox
-from triggers.spec.action import CallWebhookSpec, SendNotificationSpec
 from triggers.spec.automation import AutomationSpec
 from triggers.spec.metric import MetricTriggerSpec
+from triggers.spec.notification import CallWebhookSpec, SendNotificationSpec
 from triggers.spec.template import TemplateRef, looks_like_json
 from triggers.spec.trigger import CompoundTriggerSpec, EventTriggerSpec, SequenceTriggerSpec
 

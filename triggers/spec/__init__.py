@@ -6,11 +6,12 @@ Schema editors use. Nothing here talks to a server or reads a file but a
 template's.
 """
 
-from triggers.spec.action import ActionSpec, Resolver
+from triggers.spec.action import ActionSpec
 from triggers.spec.automation import OWNER_TAG, AutomationSpec
 from triggers.spec.blocks import BlockSpec
 from triggers.spec.document import DocumentSpec
 from triggers.spec.metric import MetricTriggerSpec
+from triggers.spec.resolver import Resolver
 from triggers.spec.schema import spec_schema, spec_schema_text
 from triggers.spec.template import TemplateRef
 from triggers.spec.trigger import TriggerSpec

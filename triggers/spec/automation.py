@@ -10,8 +10,9 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from triggers.metrics.events import RESOLVED, metric_resource
 from triggers.metrics.rule import Rule
-from triggers.spec.action import ActionSpec, Resolver
+from triggers.spec.action import ActionSpec
 from triggers.spec.metric import MetricTriggerSpec, slug
+from triggers.spec.resolver import Resolver
 from triggers.spec.trigger import (
     EventTriggerSpec,
     StrList,

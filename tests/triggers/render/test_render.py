@@ -14,7 +14,7 @@ import pytest
 from helpers import ROOT
 from helpers.servers import problems_for
 from triggers.load.bundle import load_bundle
-from triggers.spec.action import CallWebhookSpec
+from triggers.spec.notification import CallWebhookSpec
 from triggers.spec.template import TemplateRef, inline
 
 SCRIPT = ROOT / "scripts" / "sync.py"
