@@ -29,10 +29,22 @@ def simple(name: str, threshold: int = 1) -> str:
     )
 
 
+async def call_api(api_url: str, method: str, path: str, json: Any = None) -> httpx.Response:
+    """One raw request as a test's setup makes it: through Prefect's client, which waits
+    out a busy server (a SQLite-backed server answers 503 under load), and raising for
+    any other error, so a setup step that did not happen fails here, not as a wrong
+    assertion later."""
+    from prefect.client.orchestration import PrefectClient
+
+    from triggers.api import send
+
+    async with PrefectClient(api_url) as client:
+        return await send(client, method, path, json)
+
+
 async def server_automations(api_url: str) -> dict[str, dict[str, Any]]:
-    async with httpx.AsyncClient(base_url=api_url) as client:
-        response = await client.post("/automations/filter", json={})
-        return {a["name"]: a for a in response.json()}
+    response = await call_api(api_url, "POST", "/automations/filter", {})
+    return {a["name"]: a for a in response.json()}
 
 
 async def create_raw(api_url: str, name: str, tags: list[str]) -> str:
@@ -43,10 +55,8 @@ async def create_raw(api_url: str, name: str, tags: list[str]) -> str:
         "trigger": {"type": "event", "expect": ["x.y"], "posture": "Reactive"},
         "actions": [{"type": "do-nothing"}],
     }
-    async with httpx.AsyncClient(base_url=api_url) as client:
-        response = await client.post("/automations/", json=body)
-        response.raise_for_status()
-        return str(response.json()["id"])
+    response = await call_api(api_url, "POST", "/automations/", body)
+    return str(response.json()["id"])
 
 
 def problems_for(

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from helpers.servers import server_automations
+from helpers.servers import call_api, server_automations
 from triggers import OWNER_TAG, Mode, Verb
 from triggers.sync import sync_automations
 
@@ -39,11 +38,9 @@ actions: [{{type: do-nothing}}]
 
 
 async def variables(api_url: str) -> dict[str, dict[str, Any]]:
-    async with httpx.AsyncClient(base_url=api_url) as client:
-        found = await client.post(
-            "/variables/filter", json={"variables": {"name": {"like_": "janitor-metric-rule-"}}}
-        )
-        return {v["name"]: v for v in found.json()}
+    body = {"variables": {"name": {"like_": "janitor-metric-rule-"}}}
+    found = await call_api(api_url, "POST", "/variables/filter", body)
+    return {v["name"]: v for v in found.json()}
 
 
 def steps(outcome: Any) -> list[tuple[str, str, Verb]]:
@@ -101,14 +98,11 @@ async def test_rules_are_published_once_and_a_threshold_edit_is_one_update(
 async def test_check_sees_drift_in_published_rules(api_url: str, automations_dir: Path) -> None:
     (automations_dir / "rules.yaml").write_text(RULES.format(threshold="1 GiB"))
     assert (await sync_automations(automations_dir, api_url=api_url)).error is None
-    async with httpx.AsyncClient(base_url=api_url) as client:
-        tampered = (await variables(api_url))["janitor-metric-rule-log-rows"]["value"]
-        tampered["threshold"] = 5
-        response = await client.patch(
-            "/variables/name/janitor-metric-rule-log-rows", json={"value": tampered}
-        )
-        response.raise_for_status()
-        await client.delete("/variables/name/janitor-metric-rule-old-runs")
+    tampered = (await variables(api_url))["janitor-metric-rule-log-rows"]["value"]
+    tampered["threshold"] = 5
+    path = "/variables/name/janitor-metric-rule-"
+    await call_api(api_url, "PATCH", path + "log-rows", {"value": tampered})
+    await call_api(api_url, "DELETE", path + "old-runs")
     check = await sync_automations(automations_dir, api_url=api_url, mode=Mode.CHECK)
     drift = {(s.name, s.verb) for s in check.plan.steps if s.verb != Verb.UNCHANGED}
     assert drift == {("log-rows", Verb.UPDATE), ("old-runs", Verb.CREATE)}
@@ -157,11 +151,8 @@ async def test_dropped_rules_are_deleted_and_orphans_wait_for_prune(
 async def test_a_variable_sync_does_not_own_is_a_conflict_and_nothing_is_written(
     api_url: str, automations_dir: Path
 ) -> None:
-    async with httpx.AsyncClient(base_url=api_url) as client:
-        response = await client.post(
-            "/variables/", json={"name": "janitor-metric-rule-db-large", "value": "theirs"}
-        )
-        response.raise_for_status()
+    body = {"name": "janitor-metric-rule-db-large", "value": "theirs"}
+    await call_api(api_url, "POST", "/variables/", body)
     (automations_dir / "rules.yaml").write_text(RULES.format(threshold="1 GiB"))
     outcome = await sync_automations(automations_dir, api_url=api_url)
     assert [(s.name, s.verb) for s in outcome.plan.conflicts] == [("db-large", Verb.CONFLICT)]
