@@ -70,11 +70,6 @@ class Manifest:
     def __len__(self) -> int:
         return len(self.packed_ids) // 16
 
-    @property
-    def flow_run_ids(self) -> tuple[UUID, ...]:
-        """Every id, made anew on each call: for small manifests and checks."""
-        return tuple(self.ids(0, len(self)))
-
     def ids(self, start: int, size: int) -> list[UUID]:
         """The ``size`` ids from position ``start``."""
         return [

@@ -82,15 +82,6 @@ class Tally:
     kept_by_count: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Going:
-    """A run that may go, and the rule that let it."""
-
-    id: UUID
-    end_time: datetime
-    rule: int
-
-
 @dataclass
 class Ruling:
     """The decision over every run seen: which may go (oldest first), and the tallies.
@@ -141,14 +132,6 @@ class Ruling:
         bytes each) and their rules (unsigned 16-bit each)."""
         count = min(limit, self.eligible)
         return bytes(self._ids[: 16 * count]), self._rules[:count].tobytes()
-
-    @property
-    def going(self) -> list[Going]:
-        """The runs that may go as objects, in order: for small rulings and checks."""
-        return [
-            Going(UUID(bytes=bytes(self._ids[16 * i : 16 * i + 16])), self.end(i), self._rules[i])
-            for i in range(self.eligible)
-        ]
 
     def reorder(self, order: Iterable[int]) -> None:
         """Put the runs in ``order`` (positions of the present order)."""

@@ -14,7 +14,7 @@ def test_ids_and_rules_come_back_in_order_slice_by_slice() -> None:
     manifest = Manifest.of(ids, rules)
 
     assert len(manifest) == 1000
-    assert manifest.flow_run_ids == tuple(ids)
+    assert manifest.ids(0, len(manifest)) == ids
     assert [rule for _, rule in manifest.batch(0, 1000)] == rules
     assert manifest.ids(990, 50) == ids[990:]
     assert manifest.batch(5, 3) == list(zip(ids[5:8], rules[5:8], strict=True))

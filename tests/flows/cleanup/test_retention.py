@@ -110,7 +110,7 @@ async def test_a_run_claimed_by_an_earlier_rule_since_the_preview_is_not_deleted
         assert database is not None
         policy = await resolve_policy(config, client)
         manifest, _ = await make_manifest(policy, client, database)
-        assert set(manifest.flow_run_ids) == set(ids)
+        assert set(manifest.ids(0, len(manifest))) == set(ids)
         await client.update_flow_run(ids[0], tags=["audit"])
         progress = await delete_runs(policy, manifest, client=client, database=database)
 
