@@ -2,8 +2,9 @@
 
 The public API is listed here (and guarded by ``tests/test_public_api.py``):
 the two deployed flows and what they take and return. Inside, one concept per
-folder: ``cleanup``, ``probe``, ``slack``, ``devstack`` (the local stack,
-never imported by the deployed flows), ``history`` (seeding, a leaf), and
+folder: ``cleanup``, ``archive`` (what a cleanup keeps, and the restore),
+``probe``, ``slack``, ``devstack`` (the local stack, never imported by the
+deployed flows), ``history`` (seeding, a leaf), and
 what they share: ``events``, ``lock``, ``errors``, ``database``; ``serve``
 serves both deployments.
 
@@ -20,10 +21,12 @@ if TYPE_CHECKING:
     from flows.cleanup.deletion import DeletionFailed
     from flows.errors import (
         AnswerRefused,
+        ArchiveError,
         Busy,
         CleanupError,
         MetricUnavailable,
         RequestRefused,
+        RestoreRefused,
         ScopeError,
         ServeFailed,
         ServerFailedToStart,
@@ -41,10 +44,12 @@ _EXPORTS = {
     "database_cleanup": "flows.cleanup",
     "DeletionFailed": "flows.cleanup.deletion",
     "AnswerRefused": "flows.errors",
+    "ArchiveError": "flows.errors",
     "Busy": "flows.errors",
     "CleanupError": "flows.errors",
     "MetricUnavailable": "flows.errors",
     "RequestRefused": "flows.errors",
+    "RestoreRefused": "flows.errors",
     "ScopeError": "flows.errors",
     "ServeFailed": "flows.errors",
     "ServerFailedToStart": "flows.errors",
@@ -65,6 +70,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AnswerRefused",
+    "ArchiveError",
     "Busy",
     "CleanupError",
     "CleanupOutcome",
@@ -73,6 +79,7 @@ __all__ = [
     "MetricUnavailable",
     "ProbeReport",
     "RequestRefused",
+    "RestoreRefused",
     "RetentionConfig",
     "ScopeError",
     "ServeFailed",

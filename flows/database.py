@@ -11,11 +11,14 @@ worker's own PREFECT_HOME is never mistaken for the server's database.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
+
+from flows.errors import ArchiveError
 
 if TYPE_CHECKING:
     from prefect.server.database import PrefectDBInterface
@@ -24,6 +27,11 @@ if TYPE_CHECKING:
 SQLITE_CACHE_KB = 16_384
 SQLITE_WRITE_CACHE_KB = 65_536
 SQLITE_LOCK_WAIT_MS = 5_000
+BEFORE_COMMIT: ContextVar[Callable[[AsyncSession], Awaitable[None]] | None] = ContextVar(
+    "janitor_before_commit", default=None
+)
+"""Awaited with the session just before a ``Database.transaction`` commits; what it
+raises rolls the transaction back (the cleanup's archive writes each batch here)."""
 URL_VARIABLES = ("PREFECT_SERVER_DATABASE_CONNECTION_URL", "PREFECT_API_DATABASE_CONNECTION_URL")
 
 
@@ -57,6 +65,22 @@ class Database:
             return None, "the configured database does not hold this flow run: not the server's"
         return cls(db, dialect), f"in-process on the server's {dialect} database"
 
+    @classmethod
+    def configured(cls) -> Database:
+        """The database ``PREFECT_SERVER_DATABASE_CONNECTION_URL`` names, taken on the
+        caller's word (``scripts/restore.py``); never the client's default SQLite file."""
+        if not any(os.environ.get(name) for name in URL_VARIABLES):
+            raise ArchiveError(
+                "PREFECT_SERVER_DATABASE_CONNECTION_URL is not set: restoring writes the "
+                "server's database directly, and no default is safe to guess",
+                "set it to the server's database URL, or pass --database-url",
+            )
+        from prefect.server.database import provide_database_interface
+
+        db = provide_database_interface()
+        dialect = db.database_config.connection_url.split(":", 1)[0].split("+", 1)[0]
+        return cls(db, dialect)
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """One locking transaction (SQLite: BEGIN IMMEDIATE), like Prefect's own vacuum.
@@ -69,6 +93,8 @@ class Database:
         """
         async with self._session(begin=True) as session:
             yield session
+            if (before_commit := BEFORE_COMMIT.get()) is not None:
+                await before_commit(session)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

@@ -9,7 +9,9 @@ exit code a script ends with (``triggers.errors.ExitCode``).
     │   ├── CleanupError        a cleanup cannot do what it was asked; nothing unapproved went
     │   │   ├── ScopeError      the config names a flow, deployment or pool the server lacks
     │   │   └── DeletionFailed  deleting stopped part-way (``flows.cleanup.deletion``)
-    │   └── MetricUnavailable   a metric cannot be measured here; its rules wait
+    │   ├── MetricUnavailable   a metric cannot be measured here; its rules wait
+    │   └── ArchiveError        an archive cannot be written, read or restored
+    │       └── RestoreRefused  an archive that does not fit this server; nothing restored
     ├── Busy                    another run holds the cleanup's (or the probe's) slot
     ├── AnswerRefused           an approval answer that cannot be given; nothing changed
     ├── SlackError
@@ -44,6 +46,20 @@ class MetricUnavailable(FixableError):
 
     def __str__(self) -> str:
         return f"{self.cause} ({self.fix})" if self.fix else self.cause
+
+
+class ArchiveError(FixableError):
+    """An archive cannot be written or read; a deletion that needed it deleted nothing
+    unarchived (``flows.archive``)."""
+
+    exit_code = ExitCode.SETUP
+
+
+class RestoreRefused(ArchiveError):
+    """The archive does not fit this server (schema, dialect, a broken file); nothing
+    was restored."""
+
+    exit_code = ExitCode.INVALID
 
 
 class Busy(JanitorError):

@@ -36,6 +36,30 @@ class CleanupStep(StrEnum):
     DELETION_FAILED = "janitor.deletion.failed"
 
 
+class ArchiveStep(StrEnum):
+    """What ``scripts/restore.py`` announces, about the resource ``janitor.restore.<archive>``."""
+
+    RESTORED = "janitor.archive.restored"
+    RESTORE_REFUSED = "janitor.archive.restore-refused"
+
+
+async def announce(step: ArchiveStep, archive: str, payload: dict[str, Any]) -> None:
+    """Emit one event from a script and wait until the server has it (a process that
+    ends right after must not lose it, as a background worker's queue could)."""
+    from prefect.events.clients import get_events_client
+    from prefect.events.schemas.events import Resource
+
+    event = Event(
+        event=step.value,
+        resource=Resource(
+            {"prefect.resource.id": f"janitor.restore.{archive}", "prefect.resource.name": archive}
+        ),
+        payload=payload,
+    )
+    async with get_events_client() as client:
+        await client.emit(event)
+
+
 QUIET = {CleanupStep.PREVIEWED, CleanupStep.DELETION_PROGRESS}
 """Steps that only inform: no Slack message."""
 NOTIFY_GAP_SECONDS = 1.0

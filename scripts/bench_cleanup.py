@@ -13,6 +13,8 @@ none of Prefect's process-global caches shared between databases):
 (b) the same without the sleep;
 (c) this cleanup: the real ``database_cleanup`` flow, approval "none", on the
     in-process database path (all N runs) and on the API path (--api-runs runs);
+(c) again with ``archive: none``, so the archive's cost is the ratio of the two;
+(r) ``scripts/restore.py``'s restore of the archive (c) wrote (runs/s put back);
 (d) Prefect's own vacuum, ``vacuum_old_flow_runs``, in-process (all N runs);
 (s) one set-based SQL transaction deleting the same rows (the runs, and their
     logs and artifacts; the rest cascades): the database's own speed, the
@@ -55,7 +57,9 @@ from flows.devstack.server import LocalServer
 LABELS = {
     "a": "(a) example loop, 0.1 s sleep",
     "b": "(b) per-run delete_flow_run",
-    "db": "(c) cleanup, in-process database path",
+    "db": "(c) cleanup, in-process database path (archive on)",
+    "bare": "(c) the same with archive: none",
+    "restore": "(r) restore.py of (c)'s archive",
     "api": "(c) cleanup, API path (bulk_delete)",
     "vacuum": "(d) Prefect vacuum_old_flow_runs",
     "sql": "(s) one set-based SQL transaction",
@@ -112,6 +116,7 @@ class Result:
     peak_mb: float
     writer_ms: float
     left: str
+    archive_bytes: int = 0
 
     @property
     def rate(self) -> float:
@@ -128,7 +133,7 @@ def measure(template: Db, n: int, method: str, args: argparse.Namespace, work: P
     home = work / f"{template.backend}-{n}-{method}"
     db = create(template.backend, work, f"{n}_{method}", template)
     say(f"{template.backend} N={n}: {LABELS[method]}")
-    in_process = ("db", "vacuum", "sql")
+    in_process = ("db", "bare", "restore", "vacuum", "sql")
     env = {"PREFECT_SERVER_DATABASE_CONNECTION_URL": db.url} if method in in_process else {}
     try:
         if method in ("vacuum", "sql"):  # in-process, as inside the server: 30 days
@@ -138,6 +143,8 @@ def measure(template: Db, n: int, method: str, args: argparse.Namespace, work: P
             with LocalServer(home / "server", db.url) as server:
                 out = run_child(method, home, args, PREFECT_API_URL=server.api_url, **env)
         remaining = left(db)
+        archive = home / "janitor" / "archive"
+        stored = sum(f.stat().st_size for f in archive.rglob("*") if f.is_file())
     finally:
         drop(db)
     result = Result(
@@ -149,6 +156,7 @@ def measure(template: Db, n: int, method: str, args: argparse.Namespace, work: P
         out["peak_mb"],
         out["writer_ms"],
         remaining,
+        stored if archive.exists() else 0,
     )
     say(
         f"  {result.deleted} runs in {result.seconds:.1f} s = {result.rate:.0f} runs/s "
@@ -173,7 +181,7 @@ def bench(backend: str, n: int, args: argparse.Namespace, work: Path, into: list
 def table(results: list[Result], baseline: float) -> str:
     head = ["backend", "N", "method", "runs deleted", "seconds", "runs/s", "vs (a)", "vs (b)"]
     head += ["vs (d)", "vs (s)", "peak RSS MB (+ over baseline)", "longest write beside, ms"]
-    head += ["left runs/tasks/logs"]
+    head += ["archive KB per 1k runs", "left runs/tasks/logs"]
     rates = {(r.backend, r.n, r.method): r.rate for r in results}
     rows = [head, ["---"] * len(head)]
     for r in results:
@@ -184,7 +192,8 @@ def table(results: list[Result], baseline: float) -> str:
         cells = [r.backend, str(r.n), LABELS[r.method], str(r.deleted), f"{r.seconds:.2f}"]
         memory = f"{r.peak_mb:.0f} ({r.peak_mb - baseline:+.0f})"
         waited = f"{r.writer_ms:.0f}" if r.writer_ms >= 0 else "-"
-        rows.append([*cells, f"{r.rate:.0f}", *ratios, memory, waited, r.left])
+        stored = f"{r.archive_bytes / 1024 / r.deleted * 1000:.0f}" if r.archive_bytes else "-"
+        rows.append([*cells, f"{r.rate:.0f}", *ratios, memory, waited, stored, r.left])
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
 
@@ -205,6 +214,14 @@ def checks(results: list[Result]) -> list[str]:
             lines.append(
                 f"{verdict} {backend} N={n}: {LABELS[method]} is {ratio:.2f}x {LABELS[ref]}"
                 f" (target >= {want:g}x)"
+            )
+    for (backend, n, method), r in by.items():
+        bare = by.get((backend, n, "bare"))
+        if method == "db" and bare is not None and bare.rate:
+            cost = 1 - r.rate / bare.rate
+            lines.append(
+                f"{'PASS' if cost <= 0.3 else 'FAIL'} {backend} N={n}: archiving costs "
+                f"{cost:.0%} of the deletion's throughput (target <= 30%)"
             )
     for backend in dict.fromkeys(r.backend for r in results):
         for method in ("db", "api"):
@@ -241,6 +258,11 @@ NOTES = """\
   per run. (d) deletes runs in
   batches of 200, then their logs and artifacts in separate batches: comparable work.
   (d) runs with no server; (a), (b) and (c) talk to a `prefect server start` on the copy.
+- Archive: (c) writes every deleted row, every column, as gzip-compressed JSON lines to
+  a folder under the child's PREFECT_HOME, one fsync-ed file per batch, before the
+  batch commits; "archive KB per 1k runs" is that folder's size. (r) puts the archive
+  back with INSERT ... ON CONFLICT DO NOTHING, parents first, and then sets each run's
+  state (a reference to a row restored after it).
 - Longest write beside: while (c)'s database path, (d) and (s) delete, a thread makes a
   small write of its own every 50 ms on the same database (scripts/benchwriter.py); the
   longest one took this long, lock wait included: what the server's writes pay.

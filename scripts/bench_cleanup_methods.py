@@ -36,6 +36,9 @@ async def child(method: str, args: argparse.Namespace) -> dict[str, float]:
             deleted, seconds = await prefect_vacuum()
         elif method == "sql":
             deleted, seconds = await set_based()
+        elif method == "restore":
+            await cleanup_flow("db", 10_000_000, args.batch_size)
+            deleted, seconds = await restore_archive()
         else:
             limit = args.api_runs if method == "api" and args.api_runs else 10_000_000
             deleted, seconds = await cleanup_flow(method, limit, args.batch_size)
@@ -91,18 +94,33 @@ async def cleanup_flow(method: str, limit: int, batch_size: int) -> tuple[int, f
     from flows.cleanup.config import RetentionConfig
     from flows.cleanup.flow import database_cleanup
 
+    in_process = method in ("db", "bare")
     config = RetentionConfig(
         approval="none",
         retention_days=RETENTION_DAYS,
         max_runs=limit,
         batch_size=batch_size,
-        deletion="auto" if method == "db" else "api",
+        deletion="auto" if in_process else "api",
+        # (c) as it ships: archived first (to PREFECT_HOME); the API path cannot archive.
+        archive="none" if method != "db" else {},
     )
     report = await database_cleanup(config)
-    summary, path = report.summary, "database" if method == "db" else "api-bulk"
+    summary, path = report.summary, "database" if in_process else "api-bulk"
     if summary is None or summary.path != path or summary.error:
         raise RuntimeError(f"the cleanup did not delete on the {path} path: {report}")
     return summary.deleted, summary.duration_seconds
+
+
+async def restore_archive() -> tuple[int, float]:
+    """``scripts/restore.py``'s work on the archive the cleanup just wrote."""
+    from flows.archive import Folder
+    from flows.archive.restore import restore
+    from flows.cleanup.archiving import default_folder
+    from flows.database import Database
+
+    (archive,) = list(default_folder().iterdir())
+    report = await restore(Folder(archive.parent), archive.name, Database.configured())
+    return report.restored.get("flow_run", 0), report.duration_seconds
 
 
 async def prefect_vacuum() -> tuple[int, float]:

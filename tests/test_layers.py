@@ -30,6 +30,7 @@ LAYERS: list[list[str]] = [
     ["triggers"],
     ["flows.errors"],
     ["flows.database", "flows.lock", "flows.events"],
+    ["flows.archive"],
     ["flows.cleanup", "flows.probe"],
     ["flows.slack"],
     ["flows.serve"],

@@ -69,6 +69,67 @@ class AISettings(BaseModel):
     )
 
 
+class ArchiveSettings(BaseModel):
+    """Where a cleanup archives what it deletes, and for how long."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(
+        True,
+        title="Archive before deleting",
+        description=(
+            "Write every row to the archive before its delete commits, so "
+            "scripts/restore.py can put it back. Off only by choice (archive: none); "
+            "every approval request says so."
+        ),
+    )
+    folder: str = Field(
+        "",
+        title="Folder",
+        description=("A local folder on the worker. Empty: janitor/archive under PREFECT_HOME."),
+    )
+    block: str = Field(
+        "",
+        title="Filesystem block",
+        description=(
+            "A Prefect filesystem block as block-type/name, for example "
+            "remote-file-system/cleanup-archive (S3, GCS, Azure through fsspec) or "
+            "local-file-system/cleanup-archive. Wins over the folder."
+        ),
+    )
+    keep_days: float | None = Field(
+        90,
+        title="Keep archives (days)",
+        description=(
+            "Archives older than this are pruned by the next cleanup, shown in its "
+            "preview and approved with it. Empty: kept for good."
+        ),
+        gt=0,
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: object) -> object:
+        """``archive: none`` opts out; ``archive: /some/folder`` names the folder."""
+        if isinstance(value, str):
+            if value.strip().lower() in ("none", "off", "false"):
+                return {"enabled": False}
+            return {"folder": value}
+        if value is None or value is False:
+            return {"enabled": False}
+        return value
+
+    @field_validator("block")
+    @classmethod
+    def _block_slug(cls, value: str) -> str:
+        if value and value.count("/") != 1:
+            raise ValueError(
+                f"archive block {value!r} must be written block-type/name, for example "
+                "remote-file-system/cleanup-archive"
+            )
+        return value
+
+
 class RetentionConfig(BaseModel):
     """Which flow runs a cleanup may delete, and who must say yes first."""
 
@@ -216,6 +277,20 @@ class RetentionConfig(BaseModel):
         title="AI reviewer",
         description="Used only when approval is 'ai'.",
     )
+    manifest_max_age_seconds: int | None = Field(
+        None,
+        title="Manifest lifetime (seconds)",
+        description=(
+            "An approved manifest older than this when the deletion starts is refused "
+            "and a fresh preview asked for. Empty: the approval timeout, plus a minute."
+        ),
+        ge=1,
+    )
+    archive: ArchiveSettings = Field(
+        default_factory=ArchiveSettings,
+        title="Archive",
+        description="Every deleted row archived first, for scripts/restore.py; 'none' opts out.",
+    )
     deletion: Deletion = Field(
         "auto",
         title="Deletion path",
@@ -250,6 +325,13 @@ class RetentionConfig(BaseModel):
     def _states_unique(self) -> RetentionConfig:
         self.states = list(dict.fromkeys(self.states))
         return self
+
+    @property
+    def manifest_lifetime_seconds(self) -> int:
+        """How old an approved manifest may be when its deletion starts."""
+        if self.manifest_max_age_seconds is not None:
+            return self.manifest_max_age_seconds
+        return self.approval_timeout_seconds + 60
 
     @property
     def other_targets(self) -> list[str]:

@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from functools import partial
 
 from prefect.client.orchestration import PrefectClient
 from prefect.logging import get_logger
 from pydantic import BaseModel, Field
 
+from flows.archive import ArchiveWriter
 from flows.cleanup.deleters import (
     API_BATCH_LIMIT,
     Counted,
@@ -114,8 +116,10 @@ async def delete_runs(
     batch_size: int = 500,
     batch_seconds: float = 0.0,
     on_progress: OnProgress | None = None,
+    archive: ArchiveWriter | None = None,
 ) -> DeletionProgress:
     """Delete the runs of ``manifest`` that still qualify, oldest first; say how it went.
+    With an ``archive``, every batch's rows are archived before it commits.
 
     In-process, batches after the first are sized to take about ``batch_seconds``
     (``flows.cleanup.pace``); through the API every batch is ``batch_size``, at most
@@ -135,7 +139,8 @@ async def delete_runs(
         by_rule = {run_id: last if rule is None else rule for run_id, rule in batch}
         began = time.monotonic()
         try:
-            counted = await deleter.delete(by_rule)
+            with _archiving(archive, "flow_runs"):
+                counted = await deleter.delete(by_rule)
         except _BatchFailed as failure:
             _add(progress, failure.counted)
             progress.elapsed_seconds = time.monotonic() - started
@@ -161,23 +166,30 @@ async def delete_targets(
     batch_seconds: float = 0.0,
     max_rows: int = 1_000_000,
     on_progress: OnProgress | None = None,
+    archive: ArchiveWriter | None = None,
+    approved: dict[str, int] | None = None,
 ) -> DeletionProgress:
     """After the flow runs: each other target, batch by batch, until it has nothing
-    left that qualifies or ``max_rows`` of its table went. Adds to ``progress``.
+    left that qualifies or ``max_rows`` of its table went (or the rows ``approved``
+    for it, by key). Adds to ``progress``.
     Batches start at ``batch_size`` runs' worth of rows and are sized to take about
     ``batch_seconds`` (``flows.cleanup.pace``)."""
     started = time.monotonic() - progress.elapsed_seconds
     for target in targets:
         progress.current = target.title
         pace = Pace(batch_size * target.batch_scale, batch_seconds)
+        # Never more of its own rows than were approved: rows that came to qualify
+        # since the preview (a run deleted by hand leaving orphans) wait for the next.
+        limit = min(max_rows, (approved or {}).get(target.key, max_rows))
         taken = 0
-        while taken < max_rows:
-            size = min(pace.size, max_rows - taken)
+        while taken < limit:
+            size = min(pace.size, limit - taken)
             began = time.monotonic()
             try:
-                rows = await patiently(
-                    partial(target.delete_batch, database, size), database_trouble
-                )
+                with _archiving(archive, target.key):
+                    rows = await patiently(
+                        partial(target.delete_batch, database, size), database_trouble
+                    )
             except Exception as exc:
                 progress.elapsed_seconds = time.monotonic() - started
                 raise DeletionFailed(
@@ -193,6 +205,10 @@ async def delete_targets(
             await _report(on_progress, progress)
     progress.elapsed_seconds = time.monotonic() - started
     return progress
+
+
+def _archiving(archive: ArchiveWriter | None, key: str) -> AbstractContextManager[None]:
+    return nullcontext() if archive is None else archive.target(key)
 
 
 def _add(progress: DeletionProgress, counted: Counted) -> None:

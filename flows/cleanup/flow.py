@@ -14,34 +14,27 @@ from typing import Any
 from uuid import UUID
 
 from prefect import flow, get_client, get_run_logger
-from prefect.artifacts import (
-    acreate_markdown_artifact,
-    acreate_progress_artifact,
-    aupdate_progress_artifact,
-)
+from prefect.artifacts import acreate_markdown_artifact
 from prefect.client.orchestration import PrefectClient
 from prefect.context import FlowRunContext
 from pydantic import BaseModel, Field
 
 from flows.cleanup.approval import Verdict, ask_human
+from flows.cleanup.archiving import archive_store, plan_archive, require_database
 from flows.cleanup.config import RetentionConfig
-from flows.cleanup.deletion import (
-    DeletionFailed,
-    DeletionProgress,
-    delete_runs,
-    delete_targets,
-)
-from flows.cleanup.manifest import Manifest, make_manifest
-from flows.cleanup.preview import Preview, count_targets, make_preview
-from flows.cleanup.rules import Policy, resolve_policy
-from flows.cleanup.summary import Summary, preview_markdown, summary_markdown
+from flows.cleanup.delete_step import database_size, delete_step
+from flows.cleanup.deletion import DeletionFailed
+from flows.cleanup.manifest import make_manifest
+from flows.cleanup.preview import Preview, TargetCount, count_targets, make_preview
+from flows.cleanup.rules import resolve_policy
+from flows.cleanup.summary import Summary, preview_markdown
 from flows.cleanup.targets import Target
+from flows.cleanup.targets.target import capped_rows
 from flows.database import Database
 from flows.errors import Busy
-from flows.events import CleanupStep, StepEvents, Throttle
+from flows.events import CleanupStep, StepEvents
 from flows.lock import exclusive
 
-PROGRESS_EVERY_SECONDS = 3.0
 DEFAULTS = RetentionConfig()  # human approval, 30 days, terminal states, "keep" protected
 
 
@@ -124,8 +117,12 @@ async def _cleanup(
         deleter=deleter,
         targets=counts,
     )
+    approved = _approved_rows(targets, counts, config.max_rows)
+    manifest = manifest.bind(f"{t.key}: {t!r} -> {approved[t.key]} rows" for t in targets)
     preview.manifest_hash = manifest.hash
-    preview.database_bytes = await _size(database)
+    preview.database_bytes = await database_size(database)
+    store = await archive_store(config.archive)
+    preview.archive = await plan_archive(config.archive, store, manifest.made_at)
     markdown = preview_markdown(preview, config.dry_run)
     await acreate_markdown_artifact(
         key="janitor-cleanup-preview", markdown=markdown, description="What this cleanup found"
@@ -140,15 +137,40 @@ async def _cleanup(
         logger.info("dry run: would delete %d runs", preview.to_delete)
         return CleanupReport(outcome=CleanupOutcome.DRY_RUN, preview=preview)
 
+    require_database(preview.archive, deleter)  # before anyone is asked
     verdict = await _approval(config, preview, markdown, events, client)
     if not verdict.approved:
         outcome = CleanupOutcome.TIMED_OUT if verdict.timed_out else CleanupOutcome.REJECTED
         return CleanupReport(outcome=outcome, preview=preview, verdict=verdict)
 
-    summary = await _delete(config, policy, manifest, targets, deleter, database, client, events)
+    summary = await delete_step(
+        config,
+        policy,
+        manifest,
+        targets,
+        deleter,
+        database,
+        client,
+        events,
+        preview.archive,
+        store,
+        approved,
+    )
     return CleanupReport(
         outcome=CleanupOutcome.DELETED, preview=preview, verdict=verdict, summary=summary
     )
+
+
+def _approved_rows(
+    targets: list[Target], counts: list[TargetCount], max_rows: int
+) -> dict[str, int]:
+    """Per other target, the rows of its own the approval covers: what the preview
+    counted, at most ``max_rows``."""
+    counted = {count.key: count.rows for count in counts}
+    return {
+        target.key: min(capped_rows(target, counted.get(target.key, {})), max_rows)
+        for target in targets
+    }
 
 
 async def _approval(
@@ -212,6 +234,9 @@ def _facts(preview: Preview) -> dict[str, Any]:
         or [{"table": table, "rows": rows} for table, rows in preview.rows_by_table().items()],
         "going_bytes": preview.going_bytes,
         "needs_database": [t.title for t in preview.targets if t.needs_database],
+        "archive": preview.archive.line if preview.archive else "",
+        "archive_enabled": bool(preview.archive and preview.archive.enabled),
+        "archives_to_prune": len(preview.archive.prune) if preview.archive else 0,
     }
 
 
@@ -254,131 +279,3 @@ async def _ask_ai(
         f"it would {leaning} with confidence {decision.confidence:.0%}, below the "
         f"{config.ai.min_confidence:.0%} it needs to decide alone"
     )
-
-
-async def _delete(
-    config: RetentionConfig,
-    policy: Policy,
-    manifest: Manifest,
-    targets: list[Target],
-    deleter: Database | None,
-    database: Database | None,
-    client: PrefectClient,
-    events: StepEvents,
-) -> Summary:
-    logger = get_run_logger()
-    approved = len(manifest)
-    before = await _size(database)
-    await events.emit(
-        CleanupStep.DELETION_STARTED,
-        {
-            "approved": approved,
-            "manifest_hash": manifest.hash,
-            "cutoff": policy.default.cutoff.isoformat(),
-            "targets": [target.key for target in targets],
-            "path": "database" if deleter else "api",
-        },
-    )
-    artifact = None
-    try:
-        artifact = await acreate_progress_artifact(
-            progress=0.0, key="janitor-cleanup-progress", description="Flow runs deleted, percent"
-        )
-    except Exception as exc:  # a missing artifact must not stop an approved deletion
-        logger.warning("no progress artifact (%s)", exc)
-    throttle = Throttle(PROGRESS_EVERY_SECONDS)
-
-    async def report(progress: DeletionProgress) -> None:
-        on_runs = progress.current == "flow runs"
-        if not throttle.ready() and not (on_runs and progress.done >= approved):
-            return
-        if on_runs:
-            logger.info("deleted %d of %d runs", progress.deleted, approved)
-        else:
-            logger.info("%s: deleted so far %s", progress.current, _rows(progress.rows))
-        await events.emit(CleanupStep.DELETION_PROGRESS, _progress_payload(progress))
-        if artifact is not None:
-            await aupdate_progress_artifact(artifact, round(progress.fraction * 100, 1))
-
-    try:
-        progress = await delete_runs(
-            policy,
-            manifest,
-            client=client,
-            database=deleter,
-            batch_size=config.batch_size,
-            batch_seconds=config.batch_seconds,
-            on_progress=report,
-        )
-        if targets and database is not None:
-            progress = await delete_targets(
-                targets,
-                database,
-                progress,
-                batch_size=config.batch_size,
-                batch_seconds=config.batch_seconds,
-                max_rows=config.max_rows,
-                on_progress=report,
-            )
-    except DeletionFailed as failure:
-        summary = Summary.of(failure.progress, bytes_before=before, error=str(failure))
-        await events.emit(CleanupStep.DELETION_FAILED, summary)
-        await _summary_artifact(summary)
-        raise
-    vacuum = ""
-    if config.reclaim_disk and database is not None:
-        try:
-            vacuum = await database.vacuum()
-        except Exception as exc:  # the runs are gone either way; say so and carry on
-            vacuum = f"failed: {type(exc).__name__}: {exc}"
-            logger.warning("reclaiming disk %s", vacuum)
-    after = await _size(database)
-    freed = before - after if before is not None and after is not None else None
-    summary = Summary.of(
-        progress, bytes_before=before, bytes_after=after, bytes_freed=freed, vacuum=vacuum
-    )
-    if config.reclaim_disk and database is None:
-        logger.info("reclaim_disk asked, but the database is not reachable from here")
-    logger.info(
-        "deleted %d runs (%d failed) in %.1f s, %.0f runs/s",
-        summary.deleted,
-        summary.failed,
-        summary.duration_seconds,
-        summary.runs_per_second,
-    )
-    await events.emit(CleanupStep.DELETION_COMPLETED, summary)
-    await _summary_artifact(summary)
-    return summary
-
-
-async def _summary_artifact(summary: Summary) -> None:
-    """The report in the UI; the runs are gone (or kept) either way, so a server that
-    cannot take the artifact right now does not make the cleanup fail."""
-    try:
-        await acreate_markdown_artifact(
-            key="janitor-cleanup-summary", markdown=summary_markdown(summary)
-        )
-    except Exception as exc:
-        get_run_logger().warning("no summary artifact (%s: %s)", type(exc).__name__, exc)
-
-
-async def _size(database: Database | None) -> int | None:
-    if database is None:
-        return None
-    try:
-        return await database.size_bytes()
-    except Exception as exc:  # a figure for the report, never a reason to fail
-        get_run_logger().warning("could not measure the database (%s)", exc)
-        return None
-
-
-def _progress_payload(progress: DeletionProgress) -> dict[str, Any]:
-    return {
-        **progress.model_dump(mode="json"),
-        "percent": round(progress.fraction * 100, 1),
-        "runs_per_second": round(progress.runs_per_second, 1),
-    }
-
-
-def _rows(rows: dict[str, int]) -> str:
-    return ", ".join(f"{count} {table}" for table, count in rows.items()) or "nothing"

@@ -8,7 +8,9 @@ shown. So the preview records the ids of the runs it would delete, in the
 order the deletion takes them (oldest end first), each with the rule that let
 it go, and a short hash that the approval messages show; the deletion
 deletes only members of the manifest, and of those only the ones that still
-qualify then under that same rule.
+qualify then under that same rule. The other targets (events by the million)
+are bound by their exact conditions, cutoffs fixed, and the rows approved:
+their deletion stops at that count.
 
 The runs are read once, newest first, from the database (streamed) or page
 by page from the API, and ``flows.cleanup.rules.sort_out`` decides.
@@ -19,7 +21,7 @@ from __future__ import annotations
 import hashlib
 from array import array
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -59,6 +61,9 @@ class Manifest:
     packed_rules: bytes = b""
     """The index of the rule that let each run go (unsigned 16-bit each); empty means
     the last (default) rule for every run."""
+    bound: tuple[str, ...] = ()
+    """The other targets, each as its exact conditions and the rows approved
+    (``bind``): too many to list by id, bound by what selects them and how many."""
 
     @classmethod
     def of(cls, ids: Iterable[UUID], rules: Iterable[int] = ()) -> Manifest:
@@ -77,9 +82,14 @@ class Manifest:
             for i in range(start, min(start + size, len(self)))
         ]
 
+    def bind(self, targets: Iterable[str]) -> Manifest:
+        """This manifest with the other targets' conditions and approved rows in it."""
+        return replace(self, bound=tuple(targets))
+
     @property
     def hash(self) -> str:
-        """12 hex digits of SHA-256 over the ids in order: what the approver saw."""
+        """12 hex digits of SHA-256 over the ids in order, then the bound targets: what
+        the approver saw."""
         # Fed id by id (the same digest as over the ids joined by newlines): no string
         # of every id is ever built, so a manifest of 100k runs costs no extra memory.
         digest = hashlib.sha256()
@@ -87,6 +97,8 @@ class Manifest:
             for offset, run_id in enumerate(self.ids(start, HASH_SLICE)):
                 text = str(run_id).encode()
                 digest.update(b"\n" + text if start + offset else text)
+        for target in self.bound:
+            digest.update(b"\n" + target.encode())
         return digest.hexdigest()[:12]
 
     def batch(self, start: int, size: int) -> list[tuple[UUID, int | None]]:

@@ -16,6 +16,8 @@ from typing import TypeVar
 import httpx
 from prefect.logging import get_logger
 
+from flows.errors import ArchiveError
+
 RETRYABLE = {429, 502, 503, 504}
 PATIENCE_SECONDS = 180.0
 """How long one batch waits out a busy, locked or restarting server before failing."""
@@ -43,6 +45,8 @@ def database_trouble(exc: BaseException) -> bool:
     """
     from sqlalchemy.exc import DBAPIError, OperationalError
 
+    if isinstance(exc, ArchiveError):  # a full disk or a refused write: never retried
+        return False
     if isinstance(exc, OperationalError):  # SQLite "database is locked"; lost connections
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:

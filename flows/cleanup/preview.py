@@ -29,6 +29,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.logging import get_logger
 from pydantic import BaseModel, Field
 
+from flows.cleanup.archiving import ArchivePlan
 from flows.cleanup.config import RetentionConfig
 from flows.cleanup.manifest import Manifest
 from flows.cleanup.rules import Policy, Ruling
@@ -127,6 +128,9 @@ class Preview(BaseModel):
     )
     going_bytes: int | None = Field(None, description="Estimated bytes of all that would go.")
     database_bytes: int | None = Field(None, description="Database size now, when measurable.")
+    archive: ArchivePlan | None = Field(
+        None, description="Where deleted rows are archived, and the archives pruned."
+    )
     manifest_hash: str = Field(
         "", description="The hash of the manifest: exactly the runs an approval lets go."
     )

@@ -31,6 +31,8 @@ class Summary(BaseModel):
     )
     vacuum: str = Field("", description="The VACUUM statement run afterwards, if any.")
     error: str = Field("", description="Why the deletion stopped, when it failed.")
+    archive: str = Field("", description="Where the deleted rows were archived; empty: nowhere.")
+    archives_pruned: int = Field(0, description="Archives past their age removed, as approved.")
 
     @classmethod
     def of(cls, progress: DeletionProgress, **extra: object) -> Summary:
@@ -71,6 +73,12 @@ def preview_markdown(preview: Preview, dry_run: bool = False) -> str:
         "",
         f"Manifest `{preview.manifest_hash}`: exactly these runs, fixed now; an approval "
         "lets only them go, and only those that still qualify then.",
+        "",
+        preview.archive.line if preview.archive else "Archive: none.",
+        *(
+            f"- prune archive `{old.name}` ({old.rows:,} rows, made {_when(old.made_at)})"
+            for old in (preview.archive.prune if preview.archive else [])
+        ),
         "",
         f"Runs in {', '.join(s.title() for s in preview.states)} that ended before "
         f"**{_when(preview.cutoff)}** (retention {preview.retention_days:g} days).",
@@ -150,6 +158,10 @@ def summary_markdown(summary: Summary) -> str:
         lines.append(
             f"| Asked for, not confirmed (server stopped answering) | {summary.unconfirmed:,} |"
         )
+    if summary.archive:
+        lines.append(f"| Archived to | {summary.archive} |")
+    if summary.archives_pruned:
+        lines.append(f"| Old archives pruned | {summary.archives_pruned:,} |")
     if summary.rows:
         lines += ["", "| Table | Rows deleted |", "|---|---:|"]
         lines += [f"| {table} | {count:,} |" for table, count in summary.rows.items()]

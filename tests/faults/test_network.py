@@ -26,7 +26,7 @@ from flows.devstack.server import LocalServer
 from flows.history.bulk import bulk_seed
 from flows.history.seed import RunSpec, make_history
 from flows.probe.flow import metric_probe
-from helpers.cleanup import against, events_of, surviving
+from helpers.cleanup import against, events_of, path_settings, surviving
 from helpers.faults import Figure, Record, backend_of, cleanup
 from helpers.proxy import Rule, fault_proxy
 
@@ -129,7 +129,7 @@ async def test_a_worker_killed_mid_batch_leaves_whole_batches_and_its_slot_comes
         flows=[flow],
         approval="none",
         batch_size=2,
-        deletion="auto" if path == "database" else "api",
+        **path_settings(path),
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(PREFECT_API_URL=server.api_url, PREFECT_HOME=str(tmp_path))

@@ -10,7 +10,7 @@ import pytest
 from flows.cleanup.config import RetentionConfig
 from flows.cleanup.flow import CleanupReport, database_cleanup
 from flows.devstack.server import LocalServer
-from helpers.cleanup import RunCleanup, against, release_slot
+from helpers.cleanup import RunCleanup, against, path_settings, release_slot
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def path(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def run_cleanup(free_slot: LocalServer, path: str, monkeypatch: pytest.MonkeyPatch) -> RunCleanup:
     async def run(**settings: Any) -> CleanupReport:
-        config = RetentionConfig(deletion="auto" if path == "database" else "api", **settings)
+        config = RetentionConfig(**{**path_settings(path), **settings})
         async with against(free_slot, path, monkeypatch):
             report = await database_cleanup(config)
         expected = "database" if path == "database" else "api-bulk"

@@ -165,6 +165,7 @@ async def test_a_person_approves(
     assert buttons(request)["janitor-reject"] == str(paused)
     assert "Delete 3 flow runs" in text_of(request)
     assert f"{flow_name}: 3" in text_of(request)
+    assert "Archive: every deleted row goes first to" in text_of(request)
 
     await answer(server.api_url, paused, approve=True, notes="old & <b>done</b>", approver="alice")
     report = await running
@@ -176,6 +177,7 @@ async def test_a_person_approves(
     assert "Approved* by alice" in granted
     assert "old &amp; &lt;b&gt;done&lt;/b&gt;" in granted  # escaped, never markup
     assert "Deleted 3 flow runs" in text_of(found[3][1])
+    assert "Archived first to" in text_of(found[3][1])
 
 
 async def test_a_person_rejects(

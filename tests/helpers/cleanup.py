@@ -34,6 +34,14 @@ from helpers.servers import wait_for_events
 RunCleanup = Callable[..., Coroutine[Any, Any, CleanupReport]]
 
 
+def path_settings(path: str) -> dict[str, Any]:
+    """The config of a cleanup that deletes by ``path``: in-process on the database, or
+    through the API, which cannot archive and so deletes only with ``archive: none``."""
+    if path == "database":
+        return {"deletion": "auto"}
+    return {"deletion": "api", "archive": "none"}
+
+
 @asynccontextmanager
 async def against(
     server: LocalServer,

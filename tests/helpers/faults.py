@@ -14,7 +14,7 @@ from flows.cleanup.config import RetentionConfig
 from flows.cleanup.flow import CleanupReport, database_cleanup
 from flows.devstack.server import LocalServer
 from helpers import FAULT_FIGURES
-from helpers.cleanup import against
+from helpers.cleanup import against, path_settings
 
 
 @dataclass
@@ -66,7 +66,7 @@ async def cleanup(
 ) -> CleanupReport:
     """The real cleanup flow, in this process, against ``server`` (through ``api_url`` and
     ``database_url``, proxies in front of them)."""
-    config = RetentionConfig(deletion="auto" if path == "database" else "api", **settings)
+    config = RetentionConfig(**{**path_settings(path), **settings})
     async with against(server, path, monkeypatch, api_url, database_url):
         return await database_cleanup(config)
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from flows.cleanup.targets.batches import chunked, delete_by
+from flows.archive import archived
+from flows.cleanup.targets.batches import chunked, delete_by, delete_where
 
 if TYPE_CHECKING:
     from prefect.server.database import PrefectDBInterface
@@ -61,8 +62,9 @@ async def reconcile_collections(session: Any, db: PrefectDBInterface, keys: list
             ).scalar_one_or_none()
             where = db.ArtifactCollection.id == collection_id
             if newest is None:
-                await session.execute(sa.delete(db.ArtifactCollection).where(where))
+                await delete_where(session, db.ArtifactCollection, where)
             else:
+                await archived(session, db.ArtifactCollection, where)  # as it was, for a restore
                 await session.execute(
                     sa.update(db.ArtifactCollection)
                     .where(where)

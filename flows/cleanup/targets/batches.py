@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from flows.archive import archived
+
 if TYPE_CHECKING:
     import sqlalchemy as sa
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,9 +29,14 @@ def chunked(items: Sequence[T], size: int = IDS_PER_STATEMENT) -> Iterator[Seque
 
 
 async def delete_where(session: AsyncSession, model: Any, condition: sa.ColumnElement[bool]) -> int:
-    """Delete what ``condition`` names from one table; the database's own count."""
+    """Delete what ``condition`` names from one table; the database's own count. While
+    the cleanup archives, the rows are archived first (``flows.archive.writer``)."""
     import sqlalchemy as sa
 
+    kept = await archived(session, model, condition)
+    if kept is None:
+        return 0
+    condition = kept
     result: Any = await session.execute(
         sa.delete(model).where(condition).execution_options(synchronize_session=False)
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from flows.archive import active, archived
 from flows.cleanup.targets.artifacts import delete_artifacts
 from flows.cleanup.targets.batches import chunked, delete_by, delete_where
 from flows.cleanup.targets.target import Rows
@@ -84,19 +85,35 @@ async def delete_flow_runs(
     """
     import sqlalchemy as sa
 
-    if session.get_bind().dialect.name != "postgresql":
+    writer = active()
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if not postgres or writer is not None:
+        # The runs that still qualify, selected under the write lock (SQLite) or
+        # locked (PostgreSQL), then archived at once with all that goes with them,
+        # before a state's delete empties its run's ``state_id`` (ON DELETE SET NULL).
+        select = sa.select(db.FlowRun.id)
+        if postgres:
+            select = select.with_for_update()
         ids = [
             run_id
             for condition in wanted
-            for run_id in (
-                await session.execute(sa.select(db.FlowRun.id).where(condition))
-            ).scalars()
+            for run_id in (await session.execute(select.where(condition))).scalars()
         ]
-        return ids, (await _delete_children_first(session, db, ids)) if ids else Rows()
+        if ids and writer is not None:
+            await writer.keep_flow_runs(session, db, ids)
+        if not postgres:
+            return ids, (await _delete_children_first(session, db, ids)) if ids else Rows()
+        if not ids:
+            return ids, Rows()
+        wanted = [db.FlowRun.id.in_(part) for part in chunked(ids)]
     before = await _deleted_so_far(session)
     ids = []
     for condition in wanted:
-        gone = sa.delete(db.FlowRun).where(condition).returning(db.FlowRun.id)
+        # While archiving, kept to the runs archived (``flows.archive.writer``).
+        kept = await archived(session, db.FlowRun, condition)
+        if kept is None:
+            continue
+        gone = sa.delete(db.FlowRun).where(kept).returning(db.FlowRun.id)
         ids.extend(
             (await session.execute(gone.execution_options(synchronize_session=False))).scalars()
         )

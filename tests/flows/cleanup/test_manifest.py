@@ -33,3 +33,14 @@ def test_the_hash_is_over_the_ids_in_order_however_many_there_are() -> None:
     assert Manifest.of(ids).hash == hashlib.sha256(joined).hexdigest()[:12]
     assert Manifest.of(reversed(ids)).hash != Manifest.of(ids).hash
     assert Manifest().hash == hashlib.sha256(b"").hexdigest()[:12]
+
+
+def test_the_other_targets_bound_into_it_change_its_hash() -> None:
+    ids = [uuid.uuid4() for _ in range(3)]
+    plain = Manifest.of(ids)
+    bound = plain.bind(["events: Events(cutoff=...) -> 120 rows"])
+
+    assert bound.ids(0, 3) == ids
+    assert bound.hash != plain.hash
+    assert plain.bind([]).hash == plain.hash
+    assert bound.hash != plain.bind(["events: Events(cutoff=...) -> 121 rows"]).hash
