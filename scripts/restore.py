@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import os
 import sys
+import time
 from pathlib import Path
 from uuid import UUID
 
@@ -36,6 +37,8 @@ from flows.errors import RestoreRefused
 from flows.events import ArchiveStep, announce
 from triggers.errors import ExitCode, JanitorError
 from triggers.sync.report import print_error
+
+PROGRESS_SECONDS = 5.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -104,10 +107,15 @@ async def run(args: argparse.Namespace, console: Console) -> int:
         return ExitCode.OK
     database = Database.configured()
 
-    def progress(report: RestoreReport, table: str) -> None:
+    last = [time.monotonic()]
+
+    def progress(report: RestoreReport, done: int, files: int) -> None:
+        if done < files and time.monotonic() - last[0] < PROGRESS_SECONDS:
+            return
+        last[0] = time.monotonic()
         console.print(
-            f"  {table}: {report.restored.get(table, 0):,} back, "
-            f"{report.present.get(table, 0):,} already there",
+            f"  {done}/{files} batch files: {report.total:,} rows back, "
+            f"{sum(report.present.values()):,} already there",
             markup=False,
         )
 

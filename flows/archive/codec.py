@@ -2,10 +2,11 @@
 
 Archiving must cost a deletion little, so the database itself writes each
 row as a line of JSON (``lines``: SQLite's ``json_object``, PostgreSQL's
-``jsonb_build_object``), all of a statement's rows joined into one string:
-no row becomes a Python object on the way to the archive. A line is
+``row_to_json``), all of a statement's rows joined into one string: no row
+becomes a Python object on the way to the archive. A line is
 ``{"table": ..., "row": {column: value}}``; JSON columns are embedded as
-JSON, timestamps are the database's own text (naive UTC on SQLite, ISO 8601
+JSON (PostgreSQL) or as the text SQLite stores, a string (the index names
+the dialect), timestamps are the database's own text (naive UTC on SQLite, ISO 8601
 with an offset on PostgreSQL), intervals the database's text (SQLite) or
 seconds (PostgreSQL), UUIDs strings. Reading back (``decoders``), each
 column is turned into what its type binds: an aware ``datetime``, a
@@ -63,13 +64,20 @@ def _member(enum: type[Enum]) -> Decoder:
     return decode_member
 
 
-def decoders(table: Any) -> dict[str, Decoder]:
-    """For each column of ``table`` whose archived JSON is not what it binds, how to
-    turn it back; the other columns bind their JSON as it is."""
+def _json_text(value: Any) -> Any:
+    return None if value is None else orjson.loads(value)
+
+
+def decoders(table: Any, dialect: str) -> dict[str, Decoder]:
+    """For each column of ``table`` whose archived JSON (written by ``dialect``) is not
+    what it binds, how to turn it back; the other columns bind their JSON as it is."""
     import sqlalchemy as sa
 
     found: dict[str, Decoder] = {}
     for column in table.columns:
+        if dialect == "sqlite" and _is_json(column):  # SQLite's stored text, as a string
+            found[column.name] = _json_text
+            continue
         kind = column.type
         if isinstance(kind, sa.Interval):  # itself a decorator over a timestamp
             found[column.name] = _interval
@@ -135,14 +143,11 @@ def lines(table: Any, rows: Any, dialect: str) -> Any:
             prefix.op("||")(row).op("||")(suffix), sa.literal_column("E'\\n'")
         )
     # Names inline, as SQL text: Prefect's own identifiers.
+    # JSON columns go as the text SQLite stores, a string: embedding them as JSON
+    # (``json(column)``) parses and writes each one again, for nothing a restore needs.
     pairs: list[Any] = []
     for column in table.columns:
-        value = rows.c[column.name]
-        # Stored as text: embedded as JSON, not as a string.
-        pairs += [
-            sa.literal_column(f"'{column.name}'"),
-            sa.func.json(value) if _is_json(column) else value,
-        ]
+        pairs += [sa.literal_column(f"'{column.name}'"), rows.c[column.name]]
     if len(pairs) > 120:  # SQLite's default limit is 127 arguments a function
         raise ValueError(f"{table.name} has too many columns to archive in one object")
     line = prefix.op("||")(sa.func.json_object(*pairs)).op("||")(suffix)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import gzip
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -54,6 +54,7 @@ ORDER = (
 )
 """Parents before children."""
 CHUNK = 500
+"""Rows per insert statement and transaction, and ids per reference check."""
 TARGETS = ("flow_runs", "task_runs", "events", "orphans")
 
 
@@ -83,7 +84,8 @@ class RestoreReport(BaseModel):
         return sum(self.restored.values())
 
 
-OnProgress = Callable[[RestoreReport, str], None]
+OnProgress = Callable[[RestoreReport, int, int], None]
+"""Called after each batch file: the report so far, files done, files in all."""
 
 
 async def read_index(store: Store, name: str) -> ArchiveIndex:
@@ -133,9 +135,9 @@ def _compatible(index: ArchiveIndex, tables: dict[str, Any]) -> list[str]:
 class _Plan:
     """Per table: its decoders, its references, and which are set in the last pass."""
 
-    def __init__(self, table: Any, later: set[str]) -> None:
+    def __init__(self, table: Any, later: set[str], dialect: str) -> None:
         self.table = table
-        self.decoders = decoders(table)
+        self.decoders = decoders(table, dialect)
         self.deferred: dict[str, Any] = {}
         self.checked: dict[str, Any] = {}
         for key in table.foreign_keys:
@@ -192,19 +194,27 @@ async def restore(
     wanted = await _Wanted.of(store, parts, runs) if runs else None
     present_tables = [t for t in ORDER if t in index.tables]
     plans = {
-        table_name: _Plan(tables[table_name], set(present_tables[position + 1 :]))
+        table_name: _Plan(tables[table_name], set(present_tables[position + 1 :]), index.dialect)
         for position, table_name in enumerate(present_tables)
     }
-    for table_name, plan in plans.items():
-        async for chunk in _chunks(store, parts, plan, wanted):
-            await _put_back(database, plan, chunk, report, dry_run)
+    # A batch's file holds whole families (a run with its states, task runs, logs and
+    # flow), so a file at a time, parents first, keeps every reference that is not
+    # deferred; the last pass sets the deferred ones. Two reads of each file in all.
+    for position, path in enumerate(parts, 1):
+        grouped = await _grouped(store, path, plans, wanted)
+        for table_name, rows in grouped.items():
+            for start in range(0, len(rows), CHUNK):
+                await _put_back(
+                    database, plans[table_name], rows[start : start + CHUNK], report, dry_run
+                )
         if on_progress is not None:
-            on_progress(report, table_name)
+            on_progress(report, position, len(parts))
     if not dry_run:  # the references to rows restored after their own
-        for plan in plans.values():
-            if plan.deferred:
-                async for chunk in _chunks(store, parts, plan, wanted):
-                    await _set_references(database, plan, chunk)
+        deferred = {name: plan for name, plan in plans.items() if plan.deferred}
+        for path in parts:
+            for table_name, rows in (await _grouped(store, path, deferred, wanted)).items():
+                for start in range(0, len(rows), CHUNK):
+                    await _set_references(database, plans[table_name], rows[start : start + CHUNK])
     report.duration_seconds = time.monotonic() - started
     return report
 
@@ -258,23 +268,21 @@ class _Wanted:
         return row.get("flow_run_id") in self.runs
 
 
-async def _chunks(
-    store: Store, parts: list[str], plan: _Plan, wanted: _Wanted | None
-) -> AsyncIterator[list[dict[str, Any]]]:
-    """The archived rows of ``plan``'s table, decoded, ``CHUNK`` at a time."""
-    name = plan.table.name
-    chunk: list[dict[str, Any]] = []
-    for path in parts:
-        for line in await _lines(store, path):
-            table, row = decode(line)
-            if table != name or (wanted is not None and not wanted(table, row)):
-                continue
-            chunk.append(restored(row, plan.decoders))
-            if len(chunk) >= CHUNK:
-                yield chunk
-                chunk = []
-    if chunk:
-        yield chunk
+async def _grouped(
+    store: Store, path: str, plans: dict[str, _Plan], wanted: _Wanted | None
+) -> dict[str, list[dict[str, Any]]]:
+    """The rows of one batch file for the tables of ``plans``, decoded, in ``plans``'
+    order (parents first). A line's table is read from its start, before decoding."""
+    prefixes = {name: f'{{"table":"{name}",'.encode() for name in plans}
+    grouped: dict[str, list[dict[str, Any]]] = {name: [] for name in plans}
+    for line in await _lines(store, path):
+        for name, prefix in prefixes.items():
+            if line.startswith(prefix):
+                table, row = decode(line)
+                if wanted is None or wanted(table, row):
+                    grouped[name].append(restored(row, plans[name].decoders))
+                break
+    return {name: rows for name, rows in grouped.items() if rows}
 
 
 async def _existing(session: AsyncSession, column: Any, values: set[str]) -> set[str]:

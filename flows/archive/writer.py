@@ -3,18 +3,25 @@
 Deletion code does not call the archive batch by batch. Every delete of a
 cleanup goes through one helper (``flows.cleanup.targets.batches``), which
 asks ``archived`` first: while a target is being archived, the rows the
-delete's condition names are read in full (every column) in the deleting
-transaction, with the rows the database will delete with them by cascade
-(a flow run's states, task runs and inputs; a task run's states), and
-compressed into a buffer of that transaction. Just before it commits
-(``flows.database.BEFORE_COMMIT``) the buffer becomes one file of the store,
+delete's condition names are archived in the deleting transaction, with the
+rows the database will delete with them by cascade (a flow run's states, task
+runs and inputs; a task run's states). A batch of flow runs is archived at
+once, before its first delete (``keep_flow_runs``): a state's delete would
+empty its run's ``state_id``, and one statement per table is cheaper than
+one per delete.
+
+The database writes the rows as JSON lines itself, one string per statement
+(``flows.archive.codec``), and a thread compresses them while the next
+statement runs. Just before the transaction commits
+(``flows.database.BEFORE_COMMIT``) they become one file of the store,
 written durably; if that fails, the transaction rolls back and the deletion
 stops, so nothing unarchived is ever deleted.
 
 On SQLite the transaction holds the write lock from its first statement, so
-the rows read are the rows deleted. On PostgreSQL the rows are read ``FOR
-UPDATE`` and the delete is then restricted to their ids, so a row that came
-to match in between is not deleted without its archive.
+the rows read are the rows deleted. On PostgreSQL the rows are read with
+their ids (the batch's own rows ``FOR UPDATE``), and each delete is kept to
+the ids archived, so a row that came to match in between is not deleted
+without its archive.
 
 A batch tried again after a lost commit answer may archive rows twice, and a
 batch that rolled back may leave rows in the archive that were not deleted;
@@ -215,21 +222,31 @@ class ArchiveWriter:
             of_runs = _among if postgres else _in
             task_runs = sa.select(db.TaskRun.id).where(of_runs(db.TaskRun.flow_run_id, part))
             artifacts = sa.select(db.Artifact.id).where(of_runs(db.Artifact.flow_run_id, part))
-            wanted: list[tuple[Any, Any]] = [
-                (db.FlowRun, runs),
-                (db.FlowRunState, of_runs(db.FlowRunState.flow_run_id, part)),
-                (db.TaskRun, of_runs(db.TaskRun.flow_run_id, part)),
-                (db.TaskRunState, db.TaskRunState.task_run_id.in_(task_runs)),
-                (db.FlowRunInput, of_runs(db.FlowRunInput.flow_run_id, part)),
-                (db.Log, of_runs(db.Log.flow_run_id, part)),
-                (db.Artifact, of_runs(db.Artifact.flow_run_id, part)),
-                (db.ArtifactCollection, db.ArtifactCollection.latest_id.in_(artifacts)),
-                (db.Flow, db.Flow.id.in_(sa.select(db.FlowRun.flow_id).where(runs))),
+            # (model, rows, locked, deleted by a statement of ours). The runs are held
+            # already (SQLite's write lock; PostgreSQL: FOR UPDATE), so no state, task
+            # run or input can join them; task runs are locked so no state joins those.
+            # What the cascade deletes needs no ids; what our deletes take is kept to
+            # the ids read here.
+            wanted: list[tuple[Any, Any, bool, bool]] = [
+                (db.FlowRun, runs, False, True),
+                (db.FlowRunState, of_runs(db.FlowRunState.flow_run_id, part), False, False),
+                (db.TaskRun, of_runs(db.TaskRun.flow_run_id, part), True, False),
+                (db.TaskRunState, db.TaskRunState.task_run_id.in_(task_runs), False, False),
+                (db.FlowRunInput, of_runs(db.FlowRunInput.flow_run_id, part), False, False),
+                (db.Log, of_runs(db.Log.flow_run_id, part), False, True),
+                (db.Artifact, of_runs(db.Artifact.flow_run_id, part), False, True),
+                (
+                    db.ArtifactCollection,
+                    db.ArtifactCollection.latest_id.in_(artifacts),
+                    False,
+                    True,
+                ),
+                (db.Flow, db.Flow.id.in_(sa.select(db.FlowRun.flow_id).where(runs)), False, False),
             ]
-            for model, condition in wanted:
-                # Unlocked: the runs are (selected under the write lock, or locked), so
-                # no row can join them, and each delete is kept to the ids read here.
-                await self._keep_rows(session, batch, model.__table__, condition, lock=False)
+            for model, condition, lock, deleted in wanted:
+                await self._keep_rows(
+                    session, batch, model.__table__, condition, lock=lock, with_ids=deleted
+                )
         batch.covered = True
 
     async def _keep_rows(
@@ -240,6 +257,7 @@ class ArchiveWriter:
         condition: sa.ColumnElement[bool],
         *,
         lock: bool,
+        with_ids: bool = True,
     ) -> list[Any] | int:
         """One statement: the rows as JSON lines, written by the database; their ids on
         PostgreSQL (read ``FOR UPDATE``), else how many."""
@@ -248,12 +266,13 @@ class ArchiveWriter:
         dialect = session.get_bind().dialect.name
         rows = source(table, condition, dialect, lock=lock)
         columns: list[Any] = [lines(table, rows, dialect), sa.func.count()]
-        if dialect == "postgresql":
+        ids_wanted = dialect == "postgresql" and with_ids
+        if ids_wanted:
             columns.append(sa.func.array_agg(rows.c.id))
 
         found = (await session.execute(sa.select(*columns).select_from(rows))).one()
         count = int(found[1] or 0)
-        ids = list(found[2] or []) if dialect == "postgresql" else None
+        ids = list(found[2] or []) if ids_wanted else None
         if count:
             batch.add(table.name, found[0], count, ids)
         return ids if ids is not None else count
