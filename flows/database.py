@@ -66,18 +66,24 @@ class Database:
         return cls(db, dialect), f"in-process on the server's {dialect} database"
 
     @classmethod
-    def configured(cls) -> Database:
-        """The database ``PREFECT_SERVER_DATABASE_CONNECTION_URL`` names, taken on the
-        caller's word (``scripts/restore.py``); never the client's default SQLite file."""
-        if not any(os.environ.get(name) for name in URL_VARIABLES):
+    def configured(cls, url: str | None = None) -> Database:
+        """The database ``url`` names, or else PREFECT_SERVER_DATABASE_CONNECTION_URL,
+        taken on the caller's word (``scripts/restore.py``); never the default SQLite
+        file of this process's PREFECT_HOME, which is not the server's."""
+        from prefect.server.database import provide_database_interface
+        from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL, temporary_settings
+
+        if url is None and not any(os.environ.get(name) for name in URL_VARIABLES):
             raise ArchiveError(
                 "PREFECT_SERVER_DATABASE_CONNECTION_URL is not set: restoring writes the "
                 "server's database directly, and no default is safe to guess",
                 "set it to the server's database URL, or pass --database-url",
             )
-        from prefect.server.database import provide_database_interface
-
-        db = provide_database_interface()
+        if url is None:
+            db = provide_database_interface()
+        else:
+            with temporary_settings(updates={PREFECT_API_DATABASE_CONNECTION_URL: url}):
+                db = provide_database_interface()
         dialect = db.database_config.connection_url.split(":", 1)[0].split("+", 1)[0]
         return cls(db, dialect)
 

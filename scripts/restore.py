@@ -66,7 +66,7 @@ async def _where(args: argparse.Namespace) -> tuple[Store, str]:
     """The store and the archive's name in it."""
     if args.block or args.folder:
         return await open_store(args.folder, args.block), (args.archive or "")
-    if (args.archive and os.sep in args.archive) or (args.archive and Path(args.archive).is_dir()):
+    if args.archive and (os.sep in args.archive or Path(args.archive).is_dir()):
         path = Path(args.archive).expanduser().resolve()
         return Folder(path.parent), path.name
     return Folder(default_folder()), (args.archive or "")
@@ -90,8 +90,6 @@ def _table(console: Console, report: RestoreReport) -> None:
 
 
 async def run(args: argparse.Namespace, console: Console) -> int:
-    if args.database_url:
-        os.environ["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = args.database_url
     store, name = await _where(args)
     if args.list or not name:
         found = await indexes(store)
@@ -105,7 +103,7 @@ async def run(args: argparse.Namespace, console: Console) -> int:
                 markup=False,
             )
         return ExitCode.OK
-    database = Database.configured()
+    database = Database.configured(args.database_url)
 
     last = [time.monotonic()]
 

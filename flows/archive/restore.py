@@ -16,8 +16,9 @@ restores nothing the second time. References are kept right:
 
 An archive from another schema is refused with the reason when a column it
 holds is missing here or a column here cannot be left empty; a newer or
-older Alembic revision is only reported. Memory stays flat: rows are read a
-batch file at a time, and the last pass reads the files again.
+older Alembic revision is only reported. Memory is bounded by one batch
+file's rows, not by the archive: the rows are read a file at a time, and the
+last pass reads the files again.
 """
 
 from __future__ import annotations

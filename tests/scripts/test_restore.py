@@ -103,6 +103,12 @@ async def test_an_operator_lists_dry_runs_restores_and_restores_again_and_slack_
     without = restore(server, str(archive), database=False)
     assert without.returncode == 5
     assert "PREFECT_SERVER_DATABASE_CONNECTION_URL is not set" in without.stderr
+    named = restore(
+        server, str(archive), "--dry-run", "--database-url", server.database_url, database=False
+    )
+    assert named.returncode == 0, named.stderr
+    flow_runs = next(line for line in named.stdout.splitlines() if line.startswith("flow_run "))
+    assert flow_runs.split()[1:3] == ["0", "3"]  # all there: restored above
     unknown = restore(server, "--folder", str(tmp_path), "no-such-archive")
     assert unknown.returncode == 1
     assert "no archive 'no-such-archive'" in unknown.stderr
