@@ -19,7 +19,9 @@ from prefect.client.schemas.filters import (
     FlowRunFilterState,
     FlowRunFilterStateType,
 )
-from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.exceptions import PrefectHTTPStatusError
+from prefect.input.run_input import keyset_from_paused_state
 from prefect.settings import (
     PREFECT_API_DATABASE_CONNECTION_URL,
     PREFECT_API_URL,
@@ -132,7 +134,12 @@ def names(events: list[dict]) -> list[str]:
 
 
 async def paused_cleanups(api_url: str, count: int = 1, timeout: float = 60) -> list[UUID]:
-    """Wait until ``count`` cleanup runs are paused, waiting for their approval form."""
+    """Wait until ``count`` cleanup runs are paused and their approval form is up.
+
+    Prefect pauses a run first and saves its form's schema after; an answer in
+    between is refused ("Run input schema not found"), so a run counts once its
+    schema is there, as it does for a person looking at the UI.
+    """
     deadline = time.monotonic() + timeout
     async with PrefectClient(api_url) as client:
         while True:
@@ -142,6 +149,20 @@ async def paused_cleanups(api_url: str, count: int = 1, timeout: float = 60) -> 
                     state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
                 ),
             )
-            if len(runs) >= count or time.monotonic() > deadline:
-                return [run.id for run in runs]
+            ready = [run.id for run in runs if await _form_is_up(client, run)]
+            if len(ready) >= count or time.monotonic() > deadline:
+                return ready
             await asyncio.sleep(0.3)
+
+
+async def _form_is_up(client: PrefectClient, run: FlowRun) -> bool:
+    if run.state is None or not run.state.is_paused():
+        return False
+    schema = keyset_from_paused_state(run.state)["schema"]
+    try:
+        await client.read_flow_run_input(run.id, schema)
+    except PrefectHTTPStatusError as error:
+        if error.response.status_code == 404:
+            return False
+        raise
+    return True
