@@ -223,11 +223,12 @@ async def test_a_query_naming_an_unknown_flow_or_deployment_is_unavailable_with_
         with pytest.raises(MetricUnavailable) as caught:
             await measure(source, "flow_runs.count", {"flows": [flow + "x"]}, DAY)
         assert f"names flows the server does not have: '{flow}x'" in str(caught.value)
-        assert f"did you mean '{flow}'?" in str(caught.value)
+        # The closest name first; other tests' flows on this server may follow it.
+        assert f"did you mean '{flow}'" in str(caught.value)
         assert "fix query.flows" in str(caught.value)
         with pytest.raises(MetricUnavailable) as caught:
             await measure(source, "flow_runs.lateness", {"deployments": [f"{flow}/prd"]}, DAY)
-        assert f"'{flow}/prd' (did you mean '{flow}/prod'?)" in str(caught.value)
+        assert f"'{flow}/prd' (did you mean '{flow}/prod'" in str(caught.value)
 
 
 async def test_database_metrics_without_the_database_are_unavailable_with_the_fix(
