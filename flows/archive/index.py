@@ -12,6 +12,7 @@ batch files it finds, not the counts.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, Field
@@ -54,6 +55,16 @@ class ArchiveIndex(BaseModel):
     @property
     def rows(self) -> int:
         return sum(sum(entry.rows.values()) for entry in self.targets.values())
+
+
+async def schema_revision(database: Any) -> str | None:
+    """The database's Alembic revision; ``None`` for one made without Alembic (a
+    restore then compares columns only)."""
+    try:
+        found = await database.scalar("SELECT version_num FROM alembic_version")
+    except Exception:
+        return None
+    return str(found) if found else None
 
 
 def archive_name(made_at: datetime, cleanup_flow_run_id: UUID | None) -> str:

@@ -21,7 +21,6 @@ class Expired(BaseModel):
     name: str = Field(description="The archive's folder name.")
     made_at: datetime = Field(description="When it was written.")
     rows: int = Field(description="Rows it holds.")
-    bytes: int = Field(0, description="Its compressed size, where the store says.")
 
 
 async def indexes(store: Store) -> list[ArchiveIndex]:

@@ -32,7 +32,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from flows.archive.codec import decode, decoders, restored
-from flows.archive.index import FORMAT, INDEX, PART_SUFFIX, ArchiveIndex
+from flows.archive.index import FORMAT, INDEX, PART_SUFFIX, ArchiveIndex, schema_revision
 from flows.archive.store import Store
 from flows.database import Database
 from flows.errors import RestoreRefused
@@ -183,7 +183,7 @@ async def restore(
         )
     chosen = [target for target in held if not targets or target in targets]
     report = RestoreReport(archive=name, dry_run=dry_run, targets=chosen)
-    revision = await _revision(database)
+    revision = await schema_revision(database)
     if index.schema_revision and revision and revision != index.schema_revision:
         report.notes.append(
             f"written at schema revision {index.schema_revision} (Prefect "
@@ -218,14 +218,6 @@ async def restore(
                     await _set_references(database, plans[table_name], rows[start : start + CHUNK])
     report.duration_seconds = time.monotonic() - started
     return report
-
-
-async def _revision(database: Database) -> str | None:
-    try:
-        found = await database.scalar("SELECT version_num FROM alembic_version")
-    except Exception:
-        return None
-    return str(found) if found else None
 
 
 async def _lines(store: Store, path: str) -> list[bytes]:

@@ -40,7 +40,14 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from flows.archive.codec import lines, source
-from flows.archive.index import INDEX, PART_SUFFIX, ArchiveIndex, TargetEntry, archive_name
+from flows.archive.index import (
+    INDEX,
+    PART_SUFFIX,
+    ArchiveIndex,
+    TargetEntry,
+    archive_name,
+    schema_revision,
+)
 from flows.archive.store import Store
 from flows.database import BEFORE_COMMIT, Database
 from flows.errors import ArchiveError
@@ -120,17 +127,12 @@ class ArchiveWriter:
         """Write the index of a new archive; ``ArchiveError`` when the store refuses."""
         import prefect
 
-        revision = None
-        try:
-            revision = await database.scalar("SELECT version_num FROM alembic_version")
-        except Exception:  # a database made without Alembic: restore compares columns
-            revision = None
         index = ArchiveIndex(
             name="",
             cleanup_flow_run_id=cleanup_flow_run_id,
             manifest_hash=manifest_hash,
             prefect_version=prefect.__version__,
-            schema_revision=str(revision) if revision else None,
+            schema_revision=await schema_revision(database),
             dialect=database.dialect,
         )
         index.name = archive_name(index.made_at, cleanup_flow_run_id)

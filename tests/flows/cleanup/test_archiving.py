@@ -168,11 +168,10 @@ async def test_an_archive_in_a_remote_filesystem_block_is_written_and_restored(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     block = f"archive-{flow_name}"
-    with pytest.MonkeyPatch.context():
-        from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-            await RemoteFileSystem(basepath=f"memory://{block}").save(block, overwrite=True)
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        await RemoteFileSystem(basepath=f"memory://{block}").save(block, overwrite=True)
     ids = await make_history(
         server.api_url, server.database_url, [RunSpec(flow_name, ago=OLD, task_runs=2, logs=2)]
     )
